@@ -1,0 +1,7 @@
+export * from './constants.js';
+export * from './errors.js';
+export { defaultConfig, resolveConfig, type YamuxConfig, type YamuxLogger, type YamuxLogLevel } from './config.js';
+export { encodeHeader, decodeHeader, writeHeader, type FrameHeader } from './header.js';
+export { FrameDecoder, type FrameHandler } from './decoder.js';
+export { Session, type SessionOptions, type SessionStats } from './session.js';
+export { Stream, type StreamStats, type StreamState } from './stream.js';

@@ -1,0 +1,337 @@
+import { Duplex } from 'node:stream';
+import { Flag, FrameType, INITIAL_STREAM_WINDOW, MAX_WINDOW } from './constants.js';
+import type { YamuxConfig } from './config.js';
+import { ProtocolError, StreamResetError, TimeoutError } from './errors.js';
+import type { FrameSource, FrameWriter } from './frame-writer.js';
+
+/** What a stream needs from its session. */
+export interface StreamHost {
+  readonly config: YamuxConfig;
+  readonly writer: FrameWriter;
+  /** The stream is finished at the protocol level: drop it from the table. */
+  streamFinished(stream: Stream, reset: boolean): void;
+  /** Non-null once the session can no longer carry frames. */
+  readonly terminalError: Error | null;
+}
+
+export type StreamState = 'syn-sent' | 'syn-received' | 'established' | 'closed' | 'reset';
+
+export interface StreamStats {
+  id: number;
+  state: StreamState;
+  ageMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  sendWindow: number;
+  recvWindow: number;
+  bufferedIn: number;
+  bufferedOut: number;
+  localFin: boolean;
+  remoteFin: boolean;
+}
+
+interface PendingChunk {
+  buf: Buffer;
+  cb: ((err?: Error | null) => void) | null;
+}
+
+/**
+ * One yamux stream as a Node Duplex. Writes become Data frames no larger than the send window
+ * and maxFrameSize; the receive window is re-opened only as the reader consumes, so a stalled
+ * reader stops the peer after one window. end() sends FIN (half-close).
+ */
+export class Stream extends Duplex implements FrameSource {
+  queued = false;
+  readonly openedAt = Date.now();
+  bytesIn = 0;
+  bytesOut = 0;
+
+  private state: StreamState;
+  private synPending: boolean;
+  private sendWindow = INITIAL_STREAM_WINDOW;
+  private recvWindow = INITIAL_STREAM_WINDOW;
+  private readonly recvQueue: Buffer[] = [];
+  private recvQueued = 0;
+  private readWanted = false;
+  private localFin = false;
+  private remoteFin = false;
+  private endPushed = false;
+  private finished = false;
+  private readonly sendQueue: PendingChunk[] = [];
+  private sendHead = 0;
+  private sendPending = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly id: number,
+    private readonly host: StreamHost,
+    outbound: boolean,
+  ) {
+    super({ allowHalfOpen: true, emitClose: true, autoDestroy: true });
+    this.state = outbound ? 'syn-sent' : 'syn-received';
+    this.synPending = outbound;
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  get isEstablished(): boolean {
+    return this.state === 'established';
+  }
+
+  /** Sends RST and destroys the stream: the peer sees a reset, not a clean end. */
+  reset(): void {
+    this.destroy();
+  }
+
+  stats(): StreamStats {
+    return {
+      id: this.id,
+      state: this.state,
+      ageMs: Date.now() - this.openedAt,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      sendWindow: this.sendWindow,
+      recvWindow: this.recvWindow,
+      bufferedIn: this.recvQueued + this.readableLength,
+      bufferedOut: this.sendPending + this.writableLength,
+      localFin: this.localFin,
+      remoteFin: this.remoteFin,
+    };
+  }
+
+  // ---- called by the session -------------------------------------------------------------
+
+  /** Our SYN (outbound) or ACK (inbound), announcing a window above the default if configured. */
+  sendOpenFrame(): void {
+    const flags = this.state === 'syn-sent' ? Flag.SYN : Flag.ACK;
+    const max = this.host.config.maxStreamWindowSize;
+    this.recvWindow = max;
+    this.host.writer.sendControl(FrameType.WindowUpdate, flags, this.id, max - INITIAL_STREAM_WINDOW);
+    if (flags === Flag.ACK) {
+      this.state = 'established';
+    } else {
+      this.synPending = false;
+      this.startTimer(this.host.config.streamOpenTimeout, 'stream open timed out waiting for ACK');
+      if (this.sendPending > 0) this.host.writer.markReady(this);
+    }
+  }
+
+  get awaitingSynSlot(): boolean {
+    return this.synPending;
+  }
+
+  /** Flags of a Data or WindowUpdate frame; FIN and RST are applied after the frame's data. */
+  receiveAck(): boolean {
+    if (this.state !== 'syn-sent') return false;
+    this.state = 'established';
+    this.clearTimer();
+    return true;
+  }
+
+  /** Validates a Data frame's length before its payload is read. */
+  admitData(length: number): void {
+    if (this.remoteFin) throw new ProtocolError(`data after FIN on stream ${this.id}`);
+    if (length > this.recvWindow) {
+      throw new ProtocolError(
+        `stream ${this.id} received ${length} bytes with a receive window of ${this.recvWindow}`,
+      );
+    }
+    this.recvWindow -= length;
+  }
+
+  receiveData(piece: Buffer): void {
+    this.bytesIn += piece.length;
+    if (this.destroyed) return;
+    if (this.readWanted && this.recvQueued === 0) {
+      this.readWanted = this.push(piece);
+    } else {
+      this.recvQueue.push(piece);
+      this.recvQueued += piece.length;
+    }
+  }
+
+  receiveWindowUpdate(delta: number): void {
+    if (delta === 0) return;
+    const next = this.sendWindow + delta;
+    if (next > MAX_WINDOW) {
+      throw new ProtocolError(`window update overflows the send window of stream ${this.id}`);
+    }
+    this.sendWindow = next;
+    if (this.sendPending > 0 && !this.synPending) this.host.writer.markReady(this);
+  }
+
+  receiveFin(): void {
+    if (this.remoteFin) return; // a duplicate FIN is harmless to us
+    this.remoteFin = true;
+    this.deliverEnd();
+    this.checkFinished();
+  }
+
+  receiveReset(): void {
+    this.markFinished(true);
+    this.destroy(new StreamResetError(`stream ${this.id} reset by peer`));
+  }
+
+  /** The session is gone: fail the stream (no frames can be sent any more). */
+  abort(err: Error | null): void {
+    this.markFinished(true);
+    this.destroy(err ?? undefined);
+  }
+
+  // ---- FrameSource -----------------------------------------------------------------------
+
+  writeFrame(writer: FrameWriter): boolean {
+    const n = Math.min(this.sendWindow, this.host.config.maxFrameSize, this.sendPending);
+    if (n <= 0 || this.finished) return false;
+    const pieces: Buffer[] = [];
+    const done: PendingChunk[] = [];
+    let left = n;
+    while (left > 0) {
+      const chunk = this.sendQueue[0]!;
+      const available = chunk.buf.length - this.sendHead;
+      const take = Math.min(available, left);
+      pieces.push(
+        this.sendHead === 0 && take === chunk.buf.length
+          ? chunk.buf
+          : chunk.buf.subarray(this.sendHead, this.sendHead + take),
+      );
+      left -= take;
+      this.sendHead += take;
+      if (this.sendHead === chunk.buf.length) {
+        this.sendQueue.shift();
+        this.sendHead = 0;
+        done.push(chunk);
+      }
+    }
+    this.sendWindow -= n;
+    this.sendPending -= n;
+    this.bytesOut += n;
+    writer.writeData(this.id, 0, n, pieces);
+    for (const chunk of done) chunk.cb?.();
+    return this.sendPending > 0 && this.sendWindow > 0;
+  }
+
+  // ---- Duplex ----------------------------------------------------------------------------
+
+  override _read(): void {
+    this.readWanted = true;
+    while (this.recvQueue.length > 0) {
+      const piece = this.recvQueue.shift()!;
+      this.recvQueued -= piece.length;
+      if (!this.push(piece)) {
+        this.readWanted = false;
+        break;
+      }
+    }
+    if (this.recvQueue.length === 0) this.deliverEnd();
+    this.maybeUpdateWindow();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.enqueue(chunk, cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    for (let i = 0; i < chunks.length; i++) {
+      this.enqueue(chunks[i]!.chunk, i === chunks.length - 1 ? cb : null);
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const err = this.host.terminalError;
+    if (err) return cb(err);
+    this.sendFin();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.clearTimer();
+    if (!this.finished && !this.host.terminalError) {
+      // Abandoned before both sides finished: tell the peer with RST.
+      this.host.writer.sendControl(FrameType.WindowUpdate, Flag.RST, this.id, 0);
+      this.state = 'reset';
+    }
+    this.markFinished(this.state === 'reset');
+    const pending = this.sendQueue.splice(0);
+    this.sendPending = 0;
+    this.recvQueue.length = 0;
+    this.recvQueued = 0;
+    for (const chunk of pending) chunk.cb?.(err ?? new StreamResetError(`stream ${this.id} destroyed`));
+    cb(err);
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private enqueue(buf: Buffer, cb: ((err?: Error | null) => void) | null): void {
+    const err = this.host.terminalError;
+    if (err) {
+      cb?.(err);
+      return;
+    }
+    if (buf.length === 0) {
+      cb?.();
+      return;
+    }
+    this.sendQueue.push({ buf, cb });
+    this.sendPending += buf.length;
+    if (!this.synPending && this.sendWindow > 0) this.host.writer.markReady(this);
+  }
+
+  private sendFin(): void {
+    if (this.localFin || this.finished) return; // never a second FIN: hashicorp kills the session
+    this.localFin = true;
+    this.host.writer.sendControl(FrameType.WindowUpdate, Flag.FIN, this.id, 0);
+    if (!this.remoteFin) this.startTimer(this.host.config.streamCloseTimeout, 'peer did not close the stream in time');
+    this.checkFinished();
+  }
+
+  private deliverEnd(): void {
+    if (this.remoteFin && !this.endPushed && this.recvQueue.length === 0) {
+      this.endPushed = true;
+      this.push(null);
+    }
+  }
+
+  /** hashicorp's rule: announce credit once at least half the window has been consumed. */
+  private maybeUpdateWindow(): void {
+    if (this.remoteFin || this.finished) return;
+    const max = this.host.config.maxStreamWindowSize;
+    const held = this.recvQueued + this.readableLength;
+    const delta = max - held - this.recvWindow;
+    if (delta < max / 2) return;
+    this.recvWindow += delta;
+    this.host.writer.sendControl(FrameType.WindowUpdate, 0, this.id, delta);
+  }
+
+  private checkFinished(): void {
+    if (this.localFin && this.remoteFin) {
+      this.state = 'closed';
+      this.markFinished(false);
+    }
+  }
+
+  private markFinished(reset: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (reset) this.state = 'reset';
+    this.clearTimer();
+    this.host.streamFinished(this, reset);
+  }
+
+  private startTimer(ms: number, message: string): void {
+    this.clearTimer();
+    if (ms <= 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.destroy(new TimeoutError(`stream ${this.id}: ${message}`));
+    }, ms);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,214 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  Flag,
+  FrameType,
+  GoAwayCode,
+  INITIAL_STREAM_WINDOW,
+  ProtocolError,
+  Session,
+  encodeHeader,
+} from '../../src/yamux/index.js';
+import { RawPeer } from '../helpers/raw-peer.js';
+import { unixSocketPair } from '../helpers/socket-pair.js';
+import { once, readAll, until } from '../helpers/yamux-pair.js';
+
+// Our session against a hand-driven peer that sends what a hostile guest could.
+
+let cleanup: (() => void) | null = null;
+afterEach(() => {
+  cleanup?.();
+  cleanup = null;
+});
+
+async function againstRawPeer(role: 'client' | 'server' = 'client', rejectInbound = role === 'client') {
+  const pair = await unixSocketPair();
+  const session = new Session(pair.a, { role, rejectInbound, config: { enableKeepAlive: false } });
+  const peer = new RawPeer(pair.b);
+  const closed = once<Error | undefined>(session, 'close');
+  cleanup = () => {
+    for (const s of session.streams()) s.on('error', () => {});
+    session.destroy();
+    pair.close();
+  };
+  return { session, peer, closed };
+}
+
+async function expectProtocolFailure(
+  setup: Awaited<ReturnType<typeof againstRawPeer>>,
+  message: RegExp,
+): Promise<void> {
+  const err = await setup.closed;
+  expect(err).toBeInstanceOf(ProtocolError);
+  expect(err?.message).toMatch(message);
+  const goAway = await setup.peer.waitFor((f) => f.type === FrameType.GoAway);
+  expect(goAway.length).toBe(GoAwayCode.ProtocolError);
+  await setup.peer.waitForEnd();
+}
+
+describe('untrusted peer: each violation ends the session with GoAway(protocol error)', () => {
+  it('a Data frame longer than the receive window', async () => {
+    const setup = await againstRawPeer();
+    const s = setup.session.open();
+    s.on('error', () => {});
+    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0);
+    setup.peer.send(FrameType.Data, 0, s.id, INITIAL_STREAM_WINDOW + 1);
+    await expectProtocolFailure(setup, /receive window|exceeds any stream window/);
+  });
+
+  it('cumulative data beyond the window (no single frame too big)', async () => {
+    const setup = await againstRawPeer();
+    const s = setup.session.open();
+    s.on('error', () => {});
+    s.pause(); // nobody reads: no credit is returned
+    const chunk = Buffer.alloc(100 * 1024);
+    for (let i = 0; i < 3; i++) setup.peer.send(FrameType.Data, 0, s.id, chunk.length, chunk);
+    await expectProtocolFailure(setup, /receive window/);
+  });
+
+  it('a window update that overflows 2^32-1', async () => {
+    const setup = await againstRawPeer();
+    const s = setup.session.open();
+    s.on('error', () => {});
+    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0xffff_ffff);
+    await expectProtocolFailure(setup, /overflows/);
+  });
+
+  it('a SYN with our id parity', async () => {
+    const setup = await againstRawPeer('server', false);
+    setup.peer.send(FrameType.WindowUpdate, Flag.SYN, 2, 0);
+    await expectProtocolFailure(setup, /parity/);
+  });
+
+  it('a second SYN for a live stream', async () => {
+    const setup = await againstRawPeer('server', false);
+    setup.session.on('error', () => {});
+    setup.peer.send(FrameType.WindowUpdate, Flag.SYN, 1, 0);
+    const s = await setup.session.accept();
+    s.on('error', () => {});
+    setup.peer.send(FrameType.WindowUpdate, Flag.SYN, 1, 0);
+    await expectProtocolFailure(setup, /SYN for live stream/);
+  });
+
+  it('an unknown frame type', async () => {
+    const setup = await againstRawPeer();
+    setup.peer.socket.write(Buffer.from([0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    await expectProtocolFailure(setup, /unknown frame type/);
+  });
+
+  it('an unknown version', async () => {
+    const setup = await againstRawPeer();
+    setup.peer.socket.write(Buffer.from([1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]));
+    await expectProtocolFailure(setup, /version/);
+  });
+
+  it('a bogus 4 GiB length is refused from its header, allocating nothing for it', async () => {
+    const setup = await againstRawPeer();
+    const before = process.memoryUsage().arrayBuffers;
+    setup.peer.send(FrameType.Data, Flag.SYN, 2, 0xffff_fff0);
+    await expectProtocolFailure(setup, /exceeds any stream window/);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * 1024 * 1024);
+  });
+
+  it('a peer that sends pings but never reads trips the control-frame bound', async () => {
+    const setup = await againstRawPeer();
+    setup.peer.socket.pause();
+    const ping = encodeHeader(FrameType.Ping, Flag.SYN, 0, 1);
+    const burst = Buffer.concat(Array.from({ length: 20_000 }, () => ping));
+    for (let i = 0; i < 200 && !setup.session.closed; i++) {
+      setup.peer.socket.write(burst);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const err = await setup.closed;
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect(err?.message).toMatch(/does not read/);
+  });
+});
+
+describe('untrusted peer: tolerated input', () => {
+  it('frames for a recently reset stream are discarded and the session lives', async () => {
+    const setup = await againstRawPeer();
+    const s = setup.session.open();
+    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0);
+    s.reset();
+    await setup.peer.waitFor((f) => f.streamId === s.id && (f.flags & Flag.RST) !== 0);
+    setup.peer.send(FrameType.Data, 0, s.id, 5, Buffer.from('late!'));
+    setup.peer.send(FrameType.WindowUpdate, 0, s.id, 1000);
+    expect(await setup.session.ping()).toBeGreaterThan(0);
+    expect(setup.session.closed).toBe(false);
+  });
+
+  it('inbound SYNs to a rejecting session are answered with RST and their data skipped', async () => {
+    const setup = await againstRawPeer('client', true);
+    setup.peer.send(FrameType.Data, Flag.SYN, 2, 4, Buffer.from('evil'));
+    const rst = await setup.peer.waitFor((f) => f.streamId === 2);
+    expect(rst.type).toBe(FrameType.WindowUpdate);
+    expect(rst.flags).toBe(Flag.RST);
+    expect(await setup.session.ping()).toBeGreaterThan(0);
+    expect(setup.session.streamCount).toBe(0);
+  });
+
+  it('ACK|FIN in one frame: the stream is established and its readable side ends', async () => {
+    const setup = await againstRawPeer();
+    const s = setup.session.open();
+    s.write('request');
+    setup.peer.send(FrameType.WindowUpdate, Flag.ACK | Flag.FIN, s.id, 0);
+    const data = await readAll(s);
+    expect(data.length).toBe(0);
+    // Still writable after the peer's FIN (half-close).
+    s.end('more');
+    const fin = await setup.peer.waitFor((f) => f.streamId === s.id && (f.flags & Flag.FIN) !== 0);
+    expect(fin.type).toBe(FrameType.WindowUpdate);
+    await until(() => setup.session.streamCount === 0);
+  });
+
+  it('data and FIN in one frame: the data is delivered before the end', async () => {
+    const setup = await againstRawPeer();
+    const s = setup.session.open();
+    setup.peer.send(FrameType.Data, Flag.ACK | Flag.FIN, s.id, 5, Buffer.from('hello'));
+    expect((await readAll(s)).toString()).toBe('hello');
+    s.end();
+  });
+
+  it('never sends more than the granted window, and never a second FIN', async () => {
+    const setup = await againstRawPeer();
+    const s = setup.session.open();
+    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0);
+    s.write(Buffer.alloc(1024 * 1024));
+    await until(() => setup.peer.frames.filter((f) => f.type === FrameType.Data).length > 0);
+    await new Promise((r) => setTimeout(r, 100));
+    const sent = () =>
+      setup.peer.frames.filter((f) => f.type === FrameType.Data).reduce((n, f) => n + f.payload.length, 0);
+    expect(sent()).toBe(INITIAL_STREAM_WINDOW);
+    // Grant exactly 1000 more bytes.
+    setup.peer.send(FrameType.WindowUpdate, 0, s.id, 1000);
+    await until(() => sent() === INITIAL_STREAM_WINDOW + 1000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sent()).toBe(INITIAL_STREAM_WINDOW + 1000);
+    s.end();
+    s.end();
+    setup.peer.send(FrameType.WindowUpdate, 0, s.id, 2 * 1024 * 1024);
+    await setup.peer.waitFor((f) => f.streamId === s.id && (f.flags & Flag.FIN) !== 0);
+    await new Promise((r) => setTimeout(r, 50));
+    const fins = setup.peer.frames.filter((f) => f.streamId === s.id && f.flags & Flag.FIN);
+    expect(fins).toHaveLength(1);
+    expect(sent()).toBe(1024 * 1024);
+  });
+
+  it('a stalled reader holds at most one window for its stream', async () => {
+    const setup = await againstRawPeer();
+    const s = setup.session.open();
+    s.pause();
+    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0);
+    const piece = Buffer.alloc(32 * 1024, 1);
+    for (let i = 0; i < 8; i++) setup.peer.send(FrameType.Data, 0, s.id, piece.length, piece);
+    await until(() => s.stats().bytesIn === INITIAL_STREAM_WINDOW);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(s.stats().bufferedIn).toBeLessThanOrEqual(INITIAL_STREAM_WINDOW);
+    expect(setup.peer.frames.filter((f) => f.streamId === s.id && f.type === FrameType.WindowUpdate && !f.flags)).toHaveLength(0);
+    // Reading re-opens the window.
+    s.resume();
+    const update = await setup.peer.waitFor((f) => f.streamId === s.id && f.type === FrameType.WindowUpdate && f.flags === 0);
+    expect(update.length).toBeGreaterThanOrEqual(INITIAL_STREAM_WINDOW / 2);
+    s.on('error', () => {});
+  });
+});
