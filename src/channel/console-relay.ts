@@ -1,0 +1,129 @@
+import { chmod, stat } from 'node:fs/promises';
+import type net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { LineSplitter } from './line-splitter.js';
+import { RateLimiter } from './rate-limiter.js';
+import { connectWithRetry } from './unix-socket.js';
+
+export interface ConsoleRelayOptions {
+  socketPath: string;
+  /** Logger for the relayed lines: a child with source=agent. */
+  agentLog: Logger;
+  /** Logger for the relay's own messages (source=proxy). */
+  log: Logger;
+  retryTimeoutMs: number;
+  /** Lines per second relayed at most; 0 = unlimited. Dropped lines are counted and reported. */
+  ratePerSecond?: number;
+}
+
+/**
+ * Relays the guest console (QEMU's console.sock) into the log: one info record per line with
+ * source=agent. It keeps draining whatever happens (a full console buffer stalls the guest) and
+ * reconnects while it runs.
+ */
+export class ConsoleRelay {
+  private socket: net.Socket | null = null;
+  private readonly abort = new AbortController();
+  private readonly limiter: RateLimiter;
+  private reportTimer: NodeJS.Timeout | null = null;
+  lines = 0;
+
+  constructor(private readonly options: ConsoleRelayOptions) {
+    this.limiter = new RateLimiter(options.ratePerSecond ?? 0);
+  }
+
+  /** Runs until stop(); resolves when stopped, rejects only if the first connect fails. */
+  async start(): Promise<void> {
+    await this.restrictPermissions();
+    const first = await this.connect();
+    void this.run(first);
+  }
+
+  stop(): void {
+    this.abort.abort();
+    this.socket?.destroy();
+    if (this.reportTimer) clearInterval(this.reportTimer);
+    this.reportDropped();
+  }
+
+  private async run(socket: net.Socket): Promise<void> {
+    for (let current: net.Socket | null = socket; current && !this.abort.signal.aborted; ) {
+      await this.drain(current);
+      if (this.abort.signal.aborted) return;
+      this.options.log.info({ console: this.options.socketPath }, 'guest console closed; reconnecting');
+      current = await this.reconnect();
+    }
+  }
+
+  private async reconnect(): Promise<net.Socket | null> {
+    while (!this.abort.signal.aborted) {
+      try {
+        return await this.connect();
+      } catch (err) {
+        if (this.abort.signal.aborted) return null;
+        this.options.log.debug({ err: (err as Error).message }, 'guest console not available yet');
+        await sleep(1000, undefined, { signal: this.abort.signal }).catch(() => {});
+      }
+    }
+    return null;
+  }
+
+  private connect(): Promise<net.Socket> {
+    return connectWithRetry(this.options.socketPath, {
+      timeoutMs: this.options.retryTimeoutMs,
+      signal: this.abort.signal,
+    });
+  }
+
+  private drain(socket: net.Socket): Promise<void> {
+    this.socket = socket;
+    if (this.options.ratePerSecond && !this.reportTimer) {
+      this.reportTimer = setInterval(() => this.reportDropped(), 1000);
+      this.reportTimer.unref();
+    }
+    const splitter = new LineSplitter((line, truncated) => this.relay(line, truncated));
+    return new Promise((resolve) => {
+      socket.on('data', (chunk: Buffer) => splitter.push(chunk));
+      socket.on('error', (err) => this.options.log.debug({ err: err.message }, 'guest console read error'));
+      socket.once('close', () => {
+        splitter.flush();
+        resolve();
+      });
+    });
+  }
+
+  private relay(line: string, truncated: boolean): void {
+    this.lines++;
+    if (!this.limiter.allow()) return;
+    if (truncated) this.options.agentLog.info({ truncated: true }, line);
+    else this.options.agentLog.info(line);
+  }
+
+  private reportDropped(): void {
+    const dropped = this.limiter.takeDropped();
+    if (dropped > 0) this.options.log.warn({ dropped }, 'agent log lines dropped by the rate limit');
+  }
+
+  /** The Go proxy clears "other" permission bits on the console socket (mode & 0770). */
+  private async restrictPermissions(): Promise<void> {
+    const deadline = Date.now() + this.options.retryTimeoutMs;
+    for (;;) {
+      try {
+        const { mode } = await stat(this.options.socketPath);
+        if (mode & 0o007) {
+          const restricted = mode & 0o770;
+          await chmod(this.options.socketPath, restricted);
+          this.options.log.info(
+            { console: this.options.socketPath, mode: (restricted & 0o777).toString(8) },
+            'removed permissions for others on the console socket',
+          );
+        }
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || Date.now() > deadline) return;
+        await sleep(50, undefined, { signal: this.abort.signal });
+      }
+    }
+  }
+}

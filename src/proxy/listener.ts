@@ -1,0 +1,80 @@
+import { mkdirSync } from 'node:fs';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+
+/** Server options every listener of the proxy uses (also for a socket inherited from systemd). */
+export const LISTENER_OPTIONS: net.ServerOpts = {
+  // A client's shutdown(SHUT_WR) is forwarded as FIN; our direction stays open.
+  allowHalfOpen: true,
+  // Connections accepted before the guest answers wait, unread, until their stream exists.
+  pauseOnConnect: true,
+};
+
+export class ListenSocketError extends Error {}
+
+/**
+ * Creates the listen socket at `socketPath` with exactly `mode`. A stale socket file (nothing
+ * listening) is replaced; a live one or a path that is not a socket is an error.
+ */
+export async function listenOnPath(socketPath: string, mode: number): Promise<net.Server> {
+  await removeStaleSocket(socketPath);
+  mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o750 });
+  const server = net.createServer(LISTENER_OPTIONS);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // bind() happens synchronously inside listen(): the umask set around it means the socket
+    // never exists with wider permissions than `mode`, whatever the process umask is.
+    const previous = process.umask(~mode & 0o777);
+    try {
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(previous);
+    }
+  });
+  await chmod(socketPath, mode);
+  return server;
+}
+
+/** Serves a listening socket inherited by file descriptor (systemd socket activation). */
+export function listenOnFd(fd: number): Promise<net.Server> {
+  const server = net.createServer(LISTENER_OPTIONS);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  let stat;
+  try {
+    stat = await lstat(socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!stat.isSocket()) {
+    throw new ListenSocketError(`listen socket path ${socketPath} exists and is not a socket`);
+  }
+  if (await isLive(socketPath)) {
+    throw new ListenSocketError(`listen socket ${socketPath} is in use by another process`);
+  }
+  await unlink(socketPath);
+}
+
+function isLive(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}

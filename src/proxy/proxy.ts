@@ -1,0 +1,191 @@
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { GoAwayCode, Session, type YamuxLogger } from '../yamux/index.js';
+import { bridge } from './bridge.js';
+import { diagnostics, type ProxyDiagnostics } from './diagnostics.js';
+import { Heartbeat } from './heartbeat.js';
+
+export interface ProxyOptions {
+  /** The listen socket, already listening (created early so clients queue while the guest boots). */
+  server: net.Server;
+  /** Opens the guest channel (Unix socket to QEMU's chardev, or a tty), retrying as it sees fit. */
+  openGuestChannel: (signal: AbortSignal) => Promise<Duplex>;
+  logger: Logger;
+  /** Ping interval that keeps QEMU's virtio-serial path moving (Kata proxy PR #91). 0 disables. */
+  heartbeatMs?: number;
+  /** How long stop() lets live streams finish before resetting them. */
+  drainTimeoutMs?: number;
+}
+
+export type ProxyState = 'new' | 'connecting' | 'serving' | 'stopping' | 'stopped';
+
+/** Why the proxy ended, for the exit status. */
+export type ProxyEnd = { reason: 'stopped' } | { reason: 'guest-ended'; error?: Error } | { reason: 'failed'; error: Error };
+
+/**
+ * One pod's proxy: owns its listen socket, its yamux client session on the guest channel, the
+ * client connections and their streams, and its child logger. No process-global state, so many
+ * can live in one process.
+ *
+ * Events: 'status' (text for sd_notify), 'ready', 'end' (ProxyEnd, once).
+ */
+export class Proxy extends EventEmitter {
+  state: ProxyState = 'new';
+  private session: Session | null = null;
+  private readonly pending = new Set<net.Socket>();
+  private readonly clients = new Set<net.Socket>();
+  private readonly abort = new AbortController();
+  private readonly heartbeat: Heartbeat;
+  private readonly log: Logger;
+  private readonly yamuxLog: Logger;
+  private ended: ProxyEnd | null = null;
+  private served = 0;
+
+  constructor(private readonly options: ProxyOptions) {
+    super();
+    this.log = options.logger;
+    this.yamuxLog = options.logger.child({ component: 'yamux' });
+    this.heartbeat = new Heartbeat(options.heartbeatMs ?? 1000, this.log);
+    options.server.on('connection', this.onConnection);
+    options.server.on('error', (err) => this.finish({ reason: 'failed', error: err }));
+  }
+
+  get clientCount(): number {
+    return this.clients.size + this.pending.size;
+  }
+
+  get streamCount(): number {
+    return this.session?.streamCount ?? 0;
+  }
+
+  /** Connects the guest channel and starts serving; resolves once the yamux session is up. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`proxy already ${this.state}`);
+    this.state = 'connecting';
+    this.emit('status', 'waiting for guest');
+    let channel: Duplex;
+    try {
+      channel = await this.options.openGuestChannel(this.abort.signal);
+    } catch (err) {
+      if (this.state === 'connecting') this.finish({ reason: 'failed', error: err as Error });
+      throw err;
+    }
+    if (this.state !== 'connecting') {
+      channel.destroy();
+      return;
+    }
+    const session = new Session(channel, {
+      role: 'client',
+      rejectInbound: true, // the agent never opens streams toward the host
+      config: {
+        enableKeepAlive: false,
+        // A paused VM stops reading for minutes: back-pressure holds the writers, nothing times out.
+        connectionWriteTimeout: 0,
+        logger: this.yamuxLogger,
+      },
+    });
+    this.session = session;
+    session.on('close', (err?: Error) => this.onSessionClose(err));
+    session.on('goaway', (code: GoAwayCode) => this.onGoAway(code));
+    this.state = 'serving';
+    this.heartbeat.start(session);
+    this.log.info('guest channel connected, yamux session up');
+    this.emit('ready');
+    this.emitStatus();
+    for (const client of this.pending) this.serve(client);
+    this.pending.clear();
+  }
+
+  /** Orderly stop: no new connections, GoAway, let streams drain, close the channel. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') {
+      await this.whenEnded();
+      return;
+    }
+    const wasConnecting = this.state === 'connecting' || this.state === 'new';
+    this.state = 'stopping';
+    this.emit('status', 'stopping');
+    this.abort.abort();
+    this.options.server.close();
+    for (const client of this.pending) client.destroy();
+    this.pending.clear();
+    this.heartbeat.stop();
+    if (this.session && !wasConnecting) {
+      await this.session.close(this.options.drainTimeoutMs ?? 5000);
+    }
+    for (const client of this.clients) client.destroy();
+    this.finish({ reason: 'stopped' });
+  }
+
+  diagnostics(): ProxyDiagnostics {
+    return diagnostics(this.state, this.session, this.clientCount, this.served);
+  }
+
+  whenEnded(): Promise<ProxyEnd> {
+    if (this.ended) return Promise.resolve(this.ended);
+    return new Promise((resolve) => this.once('end', resolve));
+  }
+
+  private readonly yamuxLogger: YamuxLogger = (level, msg, fields) => this.yamuxLog[level](fields ?? {}, msg);
+
+  private readonly onConnection = (client: net.Socket): void => {
+    if (this.state === 'serving') this.serve(client);
+    else if (this.state === 'connecting' || this.state === 'new') this.pending.add(client);
+    else client.destroy();
+  };
+
+  private serve(client: net.Socket): void {
+    let stream;
+    try {
+      stream = this.session!.open();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot open a stream for a new connection');
+      client.destroy();
+      return;
+    }
+    this.clients.add(client);
+    this.served++;
+    const id = stream.id;
+    this.log.debug({ stream: id }, 'client connected');
+    bridge(client, stream, (end) => {
+      this.clients.delete(client);
+      const fields = { stream: id, closedBy: end.closedBy, ...(end.error ? { err: end.error.message } : {}) };
+      this.log.debug(fields, 'client disconnected');
+      this.emitStatus();
+    });
+    this.emitStatus();
+  }
+
+  private onGoAway(code: GoAwayCode): void {
+    // The agent only sends GoAway when it is going down: existing streams may finish.
+    this.log.warn({ code }, 'guest sent GoAway');
+  }
+
+  private onSessionClose(err?: Error): void {
+    this.heartbeat.stop();
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    this.log.error({ err: err?.message ?? 'closed' }, 'guest channel ended; closing all clients');
+    this.options.server.close();
+    for (const client of this.clients) client.destroy();
+    for (const client of this.pending) client.destroy();
+    this.finish({ reason: 'guest-ended', ...(err ? { error: err } : {}) });
+  }
+
+  private emitStatus(): void {
+    if (this.state === 'serving') this.emit('status', `serving ${this.streamCount} streams`);
+  }
+
+  private finish(end: ProxyEnd): void {
+    if (this.ended) return;
+    this.ended = end;
+    this.state = 'stopped';
+    this.abort.abort();
+    this.heartbeat.stop();
+    this.options.server.close();
+    this.session?.destroy();
+    this.emit('end', end);
+  }
+}

@@ -1,0 +1,40 @@
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+
+export function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function connect(path: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ path, allowHalfOpen: true });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Sends `data` on a fresh connection after a service line, half-closes, returns all it reads. */
+export async function request(path: string, serviceLine: string, data: Buffer = Buffer.alloc(0)): Promise<Buffer> {
+  const socket = await connect(path);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.once('end', () => {
+      socket.end();
+      resolve(Buffer.concat(chunks));
+    });
+    socket.once('error', reject);
+    socket.write(`${serviceLine}\n`);
+    socket.end(data);
+  });
+}
+
+/** An echo round trip of `size` random bytes; resolves true when every byte came back intact. */
+export async function echoChecked(path: string, size: number): Promise<boolean> {
+  const data = randomBytes(size);
+  const reply = await request(path, 'echo', data);
+  return reply.length === size && sha256(reply) === sha256(data);
+}
