@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { PatternGenerator } from './pattern.js';
 
 /**
- * The simulated guest's services. A stream names its service in its first line:
- *   echo          every byte back until EOF, then FIN
- *   sink          read to EOF, answer "<sha256 hex> <byte count>\n", then FIN
- *   source N      N bytes of the pattern below, then FIN
+ * The simulated guest's services (the same as the Go test peer's). A stream names its service
+ * in its first line:
+ *   echo [N]          every byte back until EOF (or N bytes), then FIN
+ *   sink [N]          read to EOF (or N bytes), answer "<sha256 hex> <byte count>\n", then FIN
+ *   source N [SEED]   N bytes of the pattern stream SEED (pattern.ts), then FIN
  * Anything else gets a one-line help and FIN.
  */
-export const SERVICE_HELP = 'unknown service; first line must be one of: echo | sink | source <bytes>\n';
+export const SERVICE_HELP = 'unknown service; first line must be one of: echo [bytes] | sink [bytes] | source <bytes> [seed]\n';
 const MAX_COMMAND_LINE = 256;
 
 export function serveStream(stream: Duplex): void {
@@ -26,10 +28,12 @@ export function serveStream(stream: Duplex): void {
   const dispatch = (command: string, rest: Buffer) => {
     stream.off('data', onData);
     stream.off('end', onEarlyEnd);
-    const [name, arg] = command.split(/\s+/);
-    if (name === 'echo') return echo(stream, rest);
-    if (name === 'sink') return sink(stream, rest);
-    if (name === 'source' && /^\d+$/.test(arg ?? '')) return source(stream, Number(arg));
+    const [name, ...args] = command.split(/\s+/);
+    if (!args.every((a) => /^\d+$/.test(a))) return void stream.end(SERVICE_HELP);
+    const [n, seed] = args.map(Number);
+    if (name === 'echo' && args.length <= 1) return echo(stream, rest, n);
+    if (name === 'sink' && args.length <= 1) return sink(stream, rest, n);
+    if (name === 'source' && n !== undefined && args.length <= 2) return source(stream, n, seed ?? 0);
     stream.end(SERVICE_HELP);
   };
   const onEarlyEnd = () => stream.end();
@@ -37,23 +41,54 @@ export function serveStream(stream: Duplex): void {
   stream.once('end', onEarlyEnd);
 }
 
-function echo(stream: Duplex, rest: Buffer): void {
-  if (rest.length > 0) stream.write(rest);
-  stream.pipe(stream);
+function echo(stream: Duplex, rest: Buffer, limit?: number): void {
+  if (limit === undefined) {
+    if (rest.length > 0) stream.write(rest);
+    stream.pipe(stream);
+    return;
+  }
+  let left = limit;
+  const take = (chunk: Buffer) => {
+    const piece = chunk.subarray(0, left);
+    left -= piece.length;
+    if (piece.length > 0 && !stream.write(piece)) {
+      stream.pause();
+      stream.once('drain', () => stream.resume());
+    }
+    if (left === 0) {
+      stream.end();
+      stream.off('data', take);
+      stream.resume(); // drain to the peer's FIN
+    }
+  };
+  stream.on('data', take);
+  if (limit === 0) take(Buffer.alloc(0));
+  else if (rest.length > 0) take(rest);
 }
 
-function sink(stream: Duplex, rest: Buffer): void {
-  const hash = createHash('sha256').update(rest);
-  let bytes = rest.length;
-  stream.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    bytes += chunk.length;
-  });
-  stream.once('end', () => stream.end(`${hash.digest('hex')} ${bytes}\n`));
+function sink(stream: Duplex, rest: Buffer, limit?: number): void {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let replied = false;
+  const reply = () => {
+    if (replied) return;
+    replied = true;
+    stream.end(`${hash.digest('hex')} ${bytes}\n`);
+  };
+  const take = (chunk: Buffer) => {
+    if (replied) return;
+    const piece = limit === undefined ? chunk : chunk.subarray(0, limit - bytes);
+    hash.update(piece);
+    bytes += piece.length;
+    if (limit !== undefined && bytes >= limit) reply();
+  };
+  take(rest);
+  stream.on('data', take);
+  stream.once('end', reply);
 }
 
-function source(stream: Duplex, total: number): void {
-  const pattern = new PatternStream(1);
+function source(stream: Duplex, total: number, seed: number): void {
+  const pattern = new PatternGenerator(seed);
   let left = total;
   const pump = () => {
     while (left > 0) {
@@ -66,27 +101,4 @@ function source(stream: Duplex, total: number): void {
   // Whatever the client sends is read and dropped, so its FIN is seen.
   stream.resume();
   pump();
-}
-
-/** Deterministic bytes (xorshift32) so a client can check what `source` sent without a digest. */
-export class PatternStream {
-  private state: number;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0 || 1;
-  }
-
-  next(length: number): Buffer {
-    const out = Buffer.allocUnsafe(length);
-    let x = this.state;
-    for (let i = 0; i < length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      out[i] = x & 0xff;
-    }
-    this.state = x;
-    return out;
-  }
 }
