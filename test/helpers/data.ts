@@ -1,60 +1,12 @@
-// Deterministic test data and sha256 helpers. The generator is the same as the Go peer's
-// (test/go-peer/main.go, GENERATOR): xorshift32 with x = seed (0 means 0x9E3779B9); for every
-// 4 bytes x ^= x << 13; x ^= x >>> 17; x ^= x << 5; emit x little-endian; truncate to n.
+// Deterministic test data and sha256 helpers. The generator lives in src/sim/pattern.ts (the
+// simulated guest's `source` service uses it) and matches the Go peer's GENERATOR.
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 
-export const ZERO_SEED_REPLACEMENT = 0x9e3779b9;
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+import { PatternGenerator as SourceGenerator } from '../../src/sim/pattern.js';
 
-/** Produces the xorshift32 byte sequence of one seed, in pieces of any size. */
-export class SourceGenerator {
-  private x: number;
-  private readonly spare = Buffer.alloc(4);
-  private spareOff = 4;
-
-  constructor(seed: number) {
-    this.x = seed >>> 0 || ZERO_SEED_REPLACEMENT;
-  }
-
-  /** The next `n` bytes of the sequence. */
-  next(n: number): Buffer {
-    const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n && this.spareOff < 4) out[off++] = this.spare[this.spareOff++]!;
-    const words = Math.floor((n - off) / 4);
-    let x = this.x;
-    if (words > 0) {
-      if (LITTLE_ENDIAN && (out.byteOffset + off) % 4 === 0) {
-        const view = new Uint32Array(out.buffer, out.byteOffset + off, words);
-        for (let i = 0; i < words; i++) {
-          x ^= x << 13;
-          x ^= x >>> 17;
-          x ^= x << 5;
-          view[i] = x;
-        }
-      } else {
-        for (let i = 0; i < words; i++) {
-          x ^= x << 13;
-          x ^= x >>> 17;
-          x ^= x << 5;
-          out.writeUInt32LE(x >>> 0, off + i * 4);
-        }
-      }
-      off += words * 4;
-    }
-    if (off < n) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      this.spare.writeUInt32LE(x >>> 0, 0);
-      this.spareOff = 0;
-      while (off < n) out[off++] = this.spare[this.spareOff++]!;
-    }
-    this.x = x;
-    return out;
-  }
-}
+export { SourceGenerator };
+export { ZERO_SEED_REPLACEMENT } from '../../src/sim/pattern.js';
 
 /** The first `n` bytes of stream `seed` in one buffer (keep n moderate). */
 export function sourceBytes(n: number, seed: number): Buffer {
