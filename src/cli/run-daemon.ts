@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { Loggers } from '../log/logger.js';
 import { ConsoleRelay } from '../channel/console-relay.js';
 import { connectWithRetry } from '../channel/unix-socket.js';
 import { listenOnFd, listenOnPath } from '../proxy/listener.js';
@@ -32,7 +33,8 @@ export interface DaemonHooks {
  * Runs one pod's proxy in this process until it ends; resolves with the exit status.
  * Signals: SIGTERM/SIGINT stop it (status 0); SIGUSR1 logs a diagnostic dump.
  */
-export async function runDaemon(settings: DaemonSettings, log: Logger, hooks: DaemonHooks = {}): Promise<ExitStatus> {
+export async function runDaemon(settings: DaemonSettings, loggers: Loggers, hooks: DaemonHooks = {}): Promise<ExitStatus> {
+  const log = loggers.proxy;
   let server: net.Server;
   try {
     server =
@@ -47,7 +49,7 @@ export async function runDaemon(settings: DaemonSettings, log: Logger, hooks: Da
   const relay = settings.agentLogsSocket
     ? new ConsoleRelay({
         socketPath: settings.agentLogsSocket,
-        agentLog: log.child({ source: 'agent' }),
+        agentLog: loggers.agent,
         log,
         retryTimeoutMs: settings.retryTimeoutMs,
         ratePerSecond: settings.agentLogRate,

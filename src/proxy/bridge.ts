@@ -13,7 +13,7 @@ export interface BridgeEnd {
  * client shutdown(SHUT_WR)), and an error or reset on either side destroys the other. Resolves
  * once both are closed, so neither can outlive the other.
  */
-export function bridge(client: net.Socket, stream: Stream, onEnd: (end: BridgeEnd) => void): void {
+export function bridge(client: net.Socket, stream: Stream, onEnd: (end: BridgeEnd) => void): Bridge {
   let firstError: Error | undefined;
   let closedFirst: 'client' | 'guest' | null = null;
   let open = 2;
@@ -45,4 +45,16 @@ export function bridge(client: net.Socket, stream: Stream, onEnd: (end: BridgeEn
   client.pipe(stream);
   stream.pipe(client);
   client.resume();
+  return {
+    finishRequests() {
+      // Shutdown: take nothing more from the client, send FIN, let the guest's answer through.
+      client.unpipe(stream);
+      client.pause();
+      stream.end();
+    },
+  };
+}
+
+export interface Bridge {
+  finishRequests(): void;
 }

@@ -3,7 +3,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { GoAwayCode, Session, type YamuxLogger } from '../yamux/index.js';
-import { bridge } from './bridge.js';
+import { bridge, type Bridge } from './bridge.js';
 import { diagnostics, type ProxyDiagnostics } from './diagnostics.js';
 import { Heartbeat } from './heartbeat.js';
 
@@ -35,7 +35,7 @@ export class Proxy extends EventEmitter {
   state: ProxyState = 'new';
   private session: Session | null = null;
   private readonly pending = new Set<net.Socket>();
-  private readonly clients = new Set<net.Socket>();
+  private readonly clients = new Map<net.Socket, Bridge>();
   private readonly abort = new AbortController();
   private readonly heartbeat: Heartbeat;
   private readonly log: Logger;
@@ -113,9 +113,10 @@ export class Proxy extends EventEmitter {
     this.pending.clear();
     this.heartbeat.stop();
     if (this.session && !wasConnecting) {
+      for (const pair of this.clients.values()) pair.finishRequests();
       await this.session.close(this.options.drainTimeoutMs ?? 5000);
     }
-    for (const client of this.clients) client.destroy();
+    for (const client of this.clients.keys()) client.destroy();
     this.finish({ reason: 'stopped' });
   }
 
@@ -145,16 +146,16 @@ export class Proxy extends EventEmitter {
       client.destroy();
       return;
     }
-    this.clients.add(client);
     this.served++;
     const id = stream.id;
     this.log.debug({ stream: id }, 'client connected');
-    bridge(client, stream, (end) => {
+    const pair = bridge(client, stream, (end) => {
       this.clients.delete(client);
       const fields = { stream: id, closedBy: end.closedBy, ...(end.error ? { err: end.error.message } : {}) };
       this.log.debug(fields, 'client disconnected');
       this.emitStatus();
     });
+    this.clients.set(client, pair);
     this.emitStatus();
   }
 
@@ -169,7 +170,7 @@ export class Proxy extends EventEmitter {
     this.state = 'stopping';
     this.log.error({ err: err?.message ?? 'closed' }, 'guest channel ended; closing all clients');
     this.options.server.close();
-    for (const client of this.clients) client.destroy();
+    for (const client of this.clients.keys()) client.destroy();
     for (const client of this.pending) client.destroy();
     this.finish({ reason: 'guest-ended', ...(err ? { error: err } : {}) });
   }

@@ -1,0 +1,166 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { LOG_LEVELS, type LogFormat, type LogLevel, type LogSink } from '../log/logger.js';
+import { normalizeGoFlags, UsageError } from './go-flags.js';
+import { parseSocketArg } from './socket-arg.js';
+import { versionLine } from './version.js';
+
+export interface DaemonOptions {
+  listenSocket: string;
+  muxSocket?: string;
+  muxDevice?: string;
+  baud: number;
+  agentLogsSocket?: string;
+  sandbox?: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  logSink: LogSink;
+  debug: boolean;
+  retryTimeoutMs: number;
+  listenMode: number;
+  drainTimeoutMs: number;
+  agentLogRate: number;
+  heartbeatMs: number;
+}
+
+export type ParsedCommand =
+  | { kind: 'daemon'; options: DaemonOptions }
+  | { kind: 'demo'; stay: boolean }
+  | { kind: 'simulate-guest'; listen: string; console?: string }
+  | { kind: 'install-units'; dir: string; execPath?: string }
+  | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
+
+const BOOLEAN_FLAGS = new Set(['debug', 'version', 'help', 'stay']);
+const VALUE_FLAGS = new Set([
+  'listen-socket', 'mux-socket', 'mux-device', 'baud', 'agent-logs-socket', 'sandbox', 'log', 'log-format',
+  'log-sink', 'retry-timeout', 'listen-mode', 'drain-timeout', 'agent-log-rate', 'heartbeat',
+  'listen', 'console', 'dir', 'exec-path',
+]);
+
+/** Parses argv (without node and script) into what to do; never exits the process. */
+export function parseCommandLine(argv: readonly string[]): ParsedCommand {
+  let result: ParsedCommand | null = null;
+  let out = '';
+  let err = '';
+  const program = buildProgram((r) => (result = r));
+  for (const cmd of [program, ...program.commands]) {
+    cmd.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+  }
+  try {
+    program.parse(normalizeGoFlags(argv, { values: VALUE_FLAGS, booleans: BOOLEAN_FLAGS }), { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      const code = e.exitCode === 0 ? 0 : 2;
+      return { kind: 'exit', code, stdout: out, stderr: err };
+    }
+    if (e instanceof UsageError) {
+      return { kind: 'exit', code: 2, stderr: `kata-proxy: ${e.message}\n${e.message.startsWith('missing') ? program.helpInformation() : ''}` };
+    }
+    throw e;
+  }
+  return result ?? { kind: 'exit', code: 2, stderr: program.helpInformation() };
+}
+
+function buildProgram(done: (r: ParsedCommand) => void): Command {
+  const program = new Command('kata-proxy')
+    .description(
+      'Multiplexes host connections to the Kata guest agent over one serial channel with Yamux.\n' +
+        'Go-style single-dash flags (-listen-socket unix:///path, -log=debug) are accepted as well.',
+    )
+    .usage('-listen-socket unix:///run/vc/sbs/ID/proxy.sock -mux-socket /run/vc/vm/ID/kata.sock [options]')
+    .helpOption('--help', 'show this help')
+    .option('--listen-socket <uri>', 'socket the shims and the runtime connect to (path or unix:// URI)')
+    .option('--mux-socket <uri>', "guest channel: QEMU's agent.channel.0 chardev socket")
+    .option('--mux-device <tty>', 'guest channel on a serial device instead of a socket (e.g. /dev/ttyS1)')
+    .addOption(new Option('--baud <rate>', 'baud rate of --mux-device').default(115200).argParser(positiveInt))
+    .option('--agent-logs-socket <uri>', "guest console socket whose lines are logged with source=agent")
+    .option('--sandbox <id>', 'sandbox id, added to every log record')
+    .addOption(new Option('--log <level>', 'log level').choices([...LOG_LEVELS, 'warning']).default('warn'))
+    .addOption(new Option('--log-format <format>', 'log record format').choices(['logfmt', 'json']).default('logfmt'))
+    .addOption(
+      new Option('--log-sink <sink>', 'where logs go (auto: syslog when stderr is /dev/null)').choices(['auto', 'stderr', 'syslog']).default('auto'),
+    )
+    .option('--debug', 'debug mode: log level debug unless -log says otherwise')
+    .addOption(new Option('--retry-timeout <seconds>', 'how long to retry reaching the guest sockets').default(30).argParser(nonNegative))
+    .addOption(new Option('--listen-mode <octal>', 'file mode of the listen socket').default(0o660, '0660').argParser(octalMode))
+    .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM, how long live streams may finish').default(5).argParser(nonNegative))
+    .addOption(new Option('--agent-log-rate <lines>', 'relay at most this many console lines per second (0: all)').default(0).argParser(nonNegative))
+    .addOption(new Option('--heartbeat <seconds>', 'interval of the keep-moving ping to the guest (0: off)').default(1).argParser(nonNegative))
+    .option('--version', 'print the version and exit')
+    .showHelpAfterError(false)
+    .action((opts: Record<string, unknown>, cmd: Command) => done(daemonCommand(opts, cmd)));
+
+  program
+    .command('demo')
+    .description('run the proxy against a built-in simulated guest with a short workload, then summarize')
+    .option('--stay', 'keep running afterwards and print the socket to try by hand')
+    .action((opts: { stay?: boolean }) => done({ kind: 'demo', stay: Boolean(opts.stay) }));
+  program
+    .command('simulate-guest')
+    .description('serve a simulated Kata guest (yamux server) on a Unix socket, for testing tooling')
+    .requiredOption('--listen <path>', 'mux socket to serve (what QEMU calls kata.sock)')
+    .option('--console <path>', 'also serve a console socket with agent-like log lines')
+    .action((opts: { listen: string; console?: string }) =>
+      done({ kind: 'simulate-guest', listen: parseSocketArg('listen', opts.listen), ...(opts.console ? { console: parseSocketArg('console', opts.console) } : {}) }),
+    );
+  program
+    .command('install-units')
+    .description('install the systemd units kata-proxy@.service and kata-proxy@.socket')
+    .option('--dir <dir>', 'unit directory', '/etc/systemd/system')
+    .option('--exec-path <path>', 'kata-proxy executable the units start (default: this one)')
+    .action((opts: { dir: string; execPath?: string }) =>
+      done({ kind: 'install-units', dir: opts.dir, ...(opts.execPath ? { execPath: opts.execPath } : {}) }),
+    );
+  return program;
+}
+
+function daemonCommand(opts: Record<string, unknown>, cmd: Command): ParsedCommand {
+  if (opts.version) return { kind: 'exit', code: 0, stdout: `${versionLine()}\n` };
+  if (cmd.args.length > 0) throw new UsageError(`unexpected argument "${cmd.args[0]}"`);
+  if (!opts.listenSocket) throw new UsageError('missing required flag -listen-socket');
+  if (!opts.muxSocket && !opts.muxDevice) throw new UsageError('missing required flag -mux-socket (or -mux-device)');
+  if (opts.muxSocket && opts.muxDevice) throw new UsageError('-mux-socket and -mux-device exclude each other');
+  const source = cmd.getOptionValueSource('log');
+  const level = (opts.log === 'warning' ? 'warn' : opts.log) as LogLevel;
+  return {
+    kind: 'daemon',
+    options: {
+      listenSocket: parseSocketArg('listen-socket', String(opts.listenSocket)),
+      ...(opts.muxSocket ? { muxSocket: parseSocketArg('mux-socket', String(opts.muxSocket)) } : {}),
+      ...(opts.muxDevice ? { muxDevice: nonEmpty('mux-device', String(opts.muxDevice)) } : {}),
+      baud: opts.baud as number,
+      ...(opts.agentLogsSocket !== undefined ? { agentLogsSocket: parseSocketArg('agent-logs-socket', String(opts.agentLogsSocket)) } : {}),
+      ...(opts.sandbox ? { sandbox: String(opts.sandbox) } : {}),
+      logLevel: opts.debug && source === 'default' ? 'debug' : level,
+      logFormat: opts.logFormat as LogFormat,
+      logSink: opts.logSink as LogSink,
+      debug: Boolean(opts.debug),
+      retryTimeoutMs: (opts.retryTimeout as number) * 1000,
+      listenMode: opts.listenMode as number,
+      drainTimeoutMs: (opts.drainTimeout as number) * 1000,
+      agentLogRate: opts.agentLogRate as number,
+      heartbeatMs: (opts.heartbeat as number) * 1000,
+    },
+  };
+}
+
+function nonEmpty(flag: string, value: string): string {
+  if (value.trim() === '') throw new UsageError(`-${flag}: empty value`);
+  return value;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
+  return n;
+}
+
+function octalMode(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('must be an octal file mode such as 0660');
+  return parseInt(value, 8);
+}

@@ -1,0 +1,67 @@
+import { createRequire } from 'node:module';
+
+/** The part of github.com/systemd/node-sd-notify (libsystemd's sd_notify) used here. */
+interface SdNotify {
+  ready(): void;
+  stopping(pid: number): void;
+  watchdog(): void;
+  /** ms; 0 when WATCHDOG_USEC is unset or WATCHDOG_PID names another process. */
+  watchdogInterval(): number;
+  sendState(state: string): void;
+}
+
+/**
+ * Readiness, status and watchdog pings to systemd. A no-op without NOTIFY_SOCKET; with it but
+ * without the native module, `onUnavailable` is told once and calls stay no-ops.
+ */
+export class SystemdNotifier {
+  private readonly sd: SdNotify | null;
+  private watchdogTimer: NodeJS.Timeout | null = null;
+  private lastStatus = '';
+
+  constructor(onUnavailable: (reason: string) => void = () => {}, env: NodeJS.ProcessEnv = process.env) {
+    this.sd = env.NOTIFY_SOCKET ? loadSdNotify(onUnavailable) : null;
+    const interval = this.sd?.watchdogInterval() ?? 0;
+    if (this.sd && interval > 0) {
+      // Half the interval, as sd_watchdog_enabled(3) recommends.
+      this.watchdogTimer = setInterval(() => this.sd!.watchdog(), Math.max(1, Math.floor(interval / 2)));
+      this.watchdogTimer.unref();
+    }
+  }
+
+  get active(): boolean {
+    return this.sd !== null;
+  }
+
+  get watchdogEnabled(): boolean {
+    return this.watchdogTimer !== null;
+  }
+
+  ready(): void {
+    this.sd?.sendState('READY=1');
+  }
+
+  status(text: string): void {
+    if (text === this.lastStatus) return;
+    this.lastStatus = text;
+    this.sd?.sendState(`STATUS=${text}`);
+  }
+
+  stopping(): void {
+    this.sd?.sendState('STOPPING=1');
+  }
+
+  stop(): void {
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    this.watchdogTimer = null;
+  }
+}
+
+function loadSdNotify(onUnavailable: (reason: string) => void): SdNotify | null {
+  try {
+    return createRequire(import.meta.url)('sd-notify') as SdNotify;
+  } catch (err) {
+    onUnavailable(`NOTIFY_SOCKET is set but the sd-notify module is not available: ${(err as Error).message}`);
+    return null;
+  }
+}
