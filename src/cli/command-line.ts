@@ -116,17 +116,21 @@ function buildProgram(done: (r: ParsedCommand) => void): Command {
 function daemonCommand(opts: Record<string, unknown>, cmd: Command): ParsedCommand {
   if (opts.version) return { kind: 'exit', code: 0, stdout: `${versionLine()}\n` };
   if (cmd.args.length > 0) throw new UsageError(`unexpected argument "${cmd.args[0]}"`);
-  if (!opts.listenSocket) throw new UsageError('missing required flag -listen-socket');
-  if (!opts.muxSocket && !opts.muxDevice) throw new UsageError('missing required flag -mux-socket (or -mux-device)');
-  if (opts.muxSocket && opts.muxDevice) throw new UsageError('-mux-socket and -mux-device exclude each other');
+  if (opts.listenSocket === undefined) throw new UsageError('missing required flag -listen-socket');
+  if (opts.muxSocket === undefined && opts.muxDevice === undefined) {
+    throw new UsageError('missing required flag -mux-socket (or -mux-device)');
+  }
+  if (opts.muxSocket !== undefined && opts.muxDevice !== undefined) {
+    throw new UsageError('-mux-socket and -mux-device exclude each other');
+  }
   const source = cmd.getOptionValueSource('log');
   const level = (opts.log === 'warning' ? 'warn' : opts.log) as LogLevel;
   return {
     kind: 'daemon',
     options: {
       listenSocket: parseSocketArg('listen-socket', String(opts.listenSocket)),
-      ...(opts.muxSocket ? { muxSocket: parseSocketArg('mux-socket', String(opts.muxSocket)) } : {}),
-      ...(opts.muxDevice ? { muxDevice: nonEmpty('mux-device', String(opts.muxDevice)) } : {}),
+      ...(opts.muxSocket !== undefined ? { muxSocket: parseSocketArg('mux-socket', String(opts.muxSocket)) } : {}),
+      ...(opts.muxDevice !== undefined ? { muxDevice: nonEmpty('mux-device', String(opts.muxDevice)) } : {}),
       baud: opts.baud as number,
       ...(opts.agentLogsSocket !== undefined ? { agentLogsSocket: parseSocketArg('agent-logs-socket', String(opts.agentLogsSocket)) } : {}),
       ...(opts.sandbox ? { sandbox: String(opts.sandbox) } : {}),

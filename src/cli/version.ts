@@ -1,9 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
-/** The package version (semver), read from package.json next to dist/. */
+/** The package version (semver) from the nearest package.json (found from src/ or dist/src/). */
 export function packageVersion(): string {
-  const url = new URL('../../../package.json', import.meta.url);
-  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+  for (let url = new URL('./', import.meta.url); url.pathname !== '/'; url = new URL('../', url)) {
+    const candidate = new URL('package.json', url);
+    if (existsSync(candidate)) return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
+  }
+  throw new Error('package.json not found');
 }
 
 /** `kata-runtime kata-env` parses the last token of this line as semver. */
