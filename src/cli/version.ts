@@ -1,12 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../package-root.js';
 
-/** The package version (semver) from the nearest package.json (found from src/ or dist/src/). */
+/** The package version (semver). */
 export function packageVersion(): string {
-  for (let url = new URL('./', import.meta.url); url.pathname !== '/'; url = new URL('../', url)) {
-    const candidate = new URL('package.json', url);
-    if (existsSync(candidate)) return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
-  }
-  throw new Error('package.json not found');
+  return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** `kata-runtime kata-env` parses the last token of this line as semver. */

@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../package-root.js';
 import { SimulatedGuest } from './guest.js';
 import { runWorkload } from './workload.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/kata-proxy', import.meta.url));
+const BIN = path.join(packageRoot(), 'bin', 'kata-proxy');
 
 /**
  * `kata-proxy demo`: a simulated guest in a temporary directory, the real daemon started against

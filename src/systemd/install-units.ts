@@ -1,14 +1,13 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../package-root.js';
 
-const UNITS_DIR = fileURLToPath(new URL('../../../systemd/', import.meta.url));
 export const UNIT_FILES = ['kata-proxy@.service', 'kata-proxy@.socket'] as const;
 const DEFAULT_EXEC = '/usr/local/bin/kata-proxy';
 
 /** This installation's launcher (bin/kata-proxy), the default ExecStart. */
 export function defaultExecPath(): string {
-  return fileURLToPath(new URL('../../../bin/kata-proxy', import.meta.url));
+  return path.join(packageRoot(), 'bin', 'kata-proxy');
 }
 
 /** Writes both units into `dir` with ExecStart pointing at `execPath`; returns the written paths. */
@@ -17,7 +16,7 @@ export function installUnits(options: { dir?: string; execPath?: string } = {}):
   const execPath = path.resolve(options.execPath ?? defaultExecPath());
   mkdirSync(dir, { recursive: true });
   return UNIT_FILES.map((name) => {
-    const text = readFileSync(path.join(UNITS_DIR, name), 'utf8').replaceAll(`ExecStart=${DEFAULT_EXEC} `, `ExecStart=${execPath} `);
+    const text = readFileSync(path.join(packageRoot(), 'systemd', name), 'utf8').replaceAll(`ExecStart=${DEFAULT_EXEC} `, `ExecStart=${execPath} `);
     const target = path.join(dir, name);
     writeFileSync(target, text, { mode: 0o644 });
     return target;
