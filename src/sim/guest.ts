@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Session } from '../yamux/index.js';
 import { serveStream } from './services.js';
 
@@ -44,12 +45,9 @@ export class SimulatedGuest {
     for (const socket of this.consoles) socket.write(`${line}\n`);
   }
 
-  private onMuxConnection(socket: net.Socket): void {
-    if (this.sessions.size > 0) {
-      socket.destroy(); // a chardev serves one client at a time
-      return;
-    }
-    const session = new Session(socket, {
+  /** Serves the guest side on any byte channel (a Unix socket, the far end of a tty). */
+  serveChannel(channel: Duplex): Session {
+    const session = new Session(channel, {
       role: 'server',
       config: { enableKeepAlive: false },
       onStream: (stream) => {
@@ -59,6 +57,15 @@ export class SimulatedGuest {
     });
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
+    return session;
+  }
+
+  private onMuxConnection(socket: net.Socket): void {
+    if (this.sessions.size > 0) {
+      socket.destroy(); // a chardev serves one client at a time
+      return;
+    }
+    this.serveChannel(socket);
   }
 
   private onConsoleConnection(socket: net.Socket): void {

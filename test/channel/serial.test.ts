@@ -1,0 +1,92 @@
+// A real pseudo-terminal pair from socat (raw, no echo) standing in for a serial guest channel.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSerialChannel } from '../../src/channel/serial.js';
+import { SimulatedGuest } from '../../src/sim/guest.js';
+import { echoChecked } from '../helpers/clients.js';
+import { spawnDaemon } from '../helpers/daemon.js';
+import { createTempDir, type TempDir } from '../helpers/tmp.js';
+
+const HAVE_SOCAT = spawnSync('socat', ['-V']).status === 0;
+if (!HAVE_SOCAT) console.warn('[serial] socat not found (apt install socat): skipping tty tests');
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function ptyPair(dir: TempDir): Promise<{ a: string; b: string; socat: ChildProcess }> {
+  const a = dir.file('tty-a');
+  const b = dir.file('tty-b');
+  const socat = spawn('socat', [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: 'ignore' });
+  const exited = new Promise((r) => socat.once('close', r));
+  cleanups.push(async () => {
+    socat.kill();
+    await exited;
+  });
+  const deadline = Date.now() + 5000;
+  while (!(existsSync(a) && existsSync(b))) {
+    if (Date.now() > deadline) throw new Error('socat did not create the pty pair');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { a, b, socat };
+}
+
+function collect(stream: Duplex, bytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    stream.on('data', (c: Buffer) => {
+      chunks.push(c);
+      n += c.length;
+      if (n >= bytes) resolve(Buffer.concat(chunks));
+    });
+    stream.once('error', reject);
+  });
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
+  it('passes every byte value unchanged in both directions (raw mode)', async () => {
+    const dir = createTempDir('kps');
+    cleanups.push(() => dir.cleanup());
+    const { a, b } = await ptyPair(dir);
+    const left = await openSerialChannel(a, 115200);
+    const right = await openSerialChannel(b, 115200);
+    cleanups.push(() => {
+      left.destroy();
+      right.destroy();
+    });
+    const control = Buffer.from([0x03, 0x04, 0x0a, 0x0d, 0x11, 0x13, 0x1a, 0x1c, 0x7f, 0x00, 0xff]);
+    const data = Buffer.concat([control, randomBytes(1 << 20), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
+    const gotRight = collect(right, data.length);
+    const gotLeft = collect(left, data.length);
+    left.write(data);
+    right.write(data);
+    expect(sha(await gotRight)).toBe(sha(data));
+    expect(sha(await gotLeft)).toBe(sha(data));
+  });
+
+  it('the daemon carries concurrent checksummed streams through the tty to a yamux guest', async () => {
+    const dir = createTempDir('kps');
+    cleanups.push(() => dir.cleanup());
+    const { a, b, socat } = await ptyPair(dir);
+    const guest = new SimulatedGuest({ muxSocket: dir.socket('unused') });
+    const guestEnd = await openSerialChannel(b, 115200);
+    guest.serveChannel(guestEnd);
+    cleanups.push(() => guestEnd.destroy());
+    const listen = dir.socket('proxy');
+    const daemon = spawnDaemon(['-listen-socket', `unix://${listen}`, '-mux-device', a, '-baud', '115200', '-sandbox', 'tty', '-log', 'debug']);
+    cleanups.push(() => daemon.stop());
+    await daemon.waitForListen(listen);
+    const results = await Promise.all(Array.from({ length: 16 }, (_, i) => echoChecked(listen, 20_000 + i * 5_000)));
+    expect(results.every(Boolean)).toBe(true);
+    // The tty vanishing ends the guest channel: the daemon exits with status 3.
+    socat.kill();
+    expect((await daemon.exited).code).toBe(3);
+  });
+});
