@@ -1,0 +1,89 @@
+// Signals and exit statuses of the real binary.
+import { spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedGuest } from '../../src/sim/guest.js';
+import { connect, echoChecked } from '../helpers/clients.js';
+import { BIN, runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
+import { parseLogfmt } from '../helpers/logfmt.js';
+import { createTempDir } from '../helpers/tmp.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function pod() {
+  const dir = createTempDir('kpx');
+  cleanups.push(() => dir.cleanup());
+  const paths = { listen: dir.socket('proxy'), mux: dir.socket('kata'), sandbox: 'sig' };
+  const guest = new SimulatedGuest({ muxSocket: paths.mux });
+  await guest.start();
+  cleanups.push(() => guest.stop());
+  const daemon = spawnDaemon(runtimeArgv(paths));
+  cleanups.push(() => daemon.stop());
+  await daemon.waitForListen(paths.listen);
+  return { paths, daemon };
+}
+
+describe('signals', () => {
+  it('SIGUSR1 logs one record for the session and one per stream, and the daemon keeps serving', async () => {
+    const { paths, daemon } = await pod();
+    const clients = await Promise.all(Array.from({ length: 3 }, () => connect(paths.listen)));
+    for (const c of clients) {
+      c.on('error', () => {});
+      c.resume();
+      c.write('echo\nabc');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    daemon.proc.kill('SIGUSR1');
+    await daemon.waitForLine((l) => l.includes('msg="diagnostics: session"'));
+    await new Promise((r) => setTimeout(r, 100));
+    const streams = daemon.lines.filter((l) => l.includes('msg="diagnostics: stream"')).map(parseLogfmt);
+    expect(streams).toHaveLength(3);
+    for (const s of streams) {
+      expect(Number(s.id) % 2).toBe(1);
+      expect(Number(s.bytesOut)).toBeGreaterThan(0);
+      expect(s.sendWindow).toMatch(/^\d+$/);
+      expect(s.ageMs).toMatch(/^\d+$/);
+    }
+    const session = parseLogfmt(daemon.lines.find((l) => l.includes('msg="diagnostics: session"'))!);
+    expect(session.memory).toMatch(/rss/);
+    expect(await echoChecked(paths.listen, 10_000)).toBe(true);
+    for (const c of clients) c.destroy();
+  });
+
+  it('SIGINT stops cleanly with status 0', async () => {
+    const { daemon } = await pod();
+    daemon.proc.kill('SIGINT');
+    expect((await daemon.exited).code).toBe(0);
+  });
+
+  it('an unreachable guest channel: status 1 after the retry bound', async () => {
+    const dir = createTempDir('kpx');
+    cleanups.push(() => dir.cleanup());
+    const daemon = spawnDaemon([...runtimeArgv({ listen: dir.socket('p'), mux: dir.socket('missing'), sandbox: 'x' }), '-retry-timeout', '0.3']);
+    expect((await daemon.exited).code).toBe(1);
+    expect(daemon.lines.some((l) => l.includes('cannot reach the guest channel') && l.includes('gave up after 300 ms'))).toBe(true);
+  });
+});
+
+describe('exit statuses of the binary', () => {
+  it('-version: 0 and a semver last token; bad flag: 2 with a message', () => {
+    const version = spawnSync(BIN, ['-version'], { encoding: 'utf8' });
+    expect(version.status).toBe(0);
+    expect(version.stdout.trim().split(/\s+/).pop()).toMatch(/^\d+\.\d+\.\d+/);
+    const bad = spawnSync(BIN, ['-listen-socket', '/tmp/x.sock', '-mux-socket', '/tmp/y.sock', '-frobnicate'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/-frobnicate/);
+    const missing = spawnSync(BIN, [], { encoding: 'utf8' });
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/Usage:/);
+  });
+
+  it('runs with at most 6 threads', async () => {
+    const { daemon } = await pod();
+    const { readdirSync } = await import('node:fs');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(readdirSync(`/proc/${daemon.proc.pid}/task`).length).toBeLessThanOrEqual(6);
+  });
+});
