@@ -15,7 +15,7 @@ export class NotifyReceiver {
     this.proc = spawn('socat', ['-u', listen, 'SYSTEM:cat; echo'], { stdio: ['ignore', 'pipe', 'inherit'] });
     createInterface({ input: this.proc.stdout! }).on('line', (line) => {
       // Datagrams that arrive back to back can reach one forked socat child: split them again.
-      for (const m of line.split(/(?=\b(?:READY|STATUS|STOPPING|WATCHDOG|RELOADING|MAINPID|ERRNO)=)/)) if (m) this.messages.push(m);
+      for (const m of line.split(/(?=(?:READY|STATUS|STOPPING|WATCHDOG|RELOADING|MAINPID|ERRNO)=)/)) if (m) this.messages.push(m);
       for (const w of this.waiters.splice(0)) w();
     });
   }
