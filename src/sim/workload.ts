@@ -35,7 +35,8 @@ function digest(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-function exchange(listenPath: string, head: string, body: Buffer): Promise<Buffer> {
+/** One connection: the service line and `body`, then half-close; resolves with all it reads. */
+export function exchange(listenPath: string, head: string, body: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ path: listenPath, allowHalfOpen: true });
     const chunks: Buffer[] = [];

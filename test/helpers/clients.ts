@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { exchange } from '../../src/sim/workload.js';
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -17,19 +18,8 @@ export function connect(path: string): Promise<net.Socket> {
 }
 
 /** Sends `data` on a fresh connection after a service line, half-closes, returns all it reads. */
-export async function request(path: string, serviceLine: string, data: Buffer = Buffer.alloc(0)): Promise<Buffer> {
-  const socket = await connect(path);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.once('end', () => {
-      socket.end();
-      resolve(Buffer.concat(chunks));
-    });
-    socket.once('error', reject);
-    socket.write(`${serviceLine}\n`);
-    socket.end(data);
-  });
+export function request(path: string, serviceLine: string, data: Buffer = Buffer.alloc(0)): Promise<Buffer> {
+  return exchange(path, serviceLine, data);
 }
 
 /** An echo round trip of `size` random bytes; resolves true when every byte came back intact. */

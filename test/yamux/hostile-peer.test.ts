@@ -8,7 +8,7 @@ import {
   Session,
   encodeHeader,
 } from '../../src/yamux/index.js';
-import { RawPeer } from '../helpers/raw-peer.js';
+import { encodeFrame, RawPeer } from '../helpers/frames.js';
 import { unixSocketPair } from '../helpers/socket-pair.js';
 import { once, readAll, until } from '../helpers/yamux-pair.js';
 
@@ -42,7 +42,7 @@ async function expectProtocolFailure(
   expect(err?.message).toMatch(message);
   const goAway = await setup.peer.waitFor((f) => f.type === FrameType.GoAway);
   expect(goAway.length).toBe(GoAwayCode.ProtocolError);
-  await setup.peer.waitForEnd();
+  await setup.peer.ended;
 }
 
 describe('untrusted peer: each violation ends the session with GoAway(protocol error)', () => {
@@ -50,8 +50,8 @@ describe('untrusted peer: each violation ends the session with GoAway(protocol e
     const setup = await againstRawPeer();
     const s = setup.session.open();
     s.on('error', () => {});
-    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0);
-    setup.peer.send(FrameType.Data, 0, s.id, INITIAL_STREAM_WINDOW + 1);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.ACK, s.id, 0));
+    setup.peer.send(encodeFrame(FrameType.Data, 0, s.id, INITIAL_STREAM_WINDOW + 1));
     await expectProtocolFailure(setup, /receive window|exceeds any stream window/);
   });
 
@@ -61,7 +61,7 @@ describe('untrusted peer: each violation ends the session with GoAway(protocol e
     s.on('error', () => {});
     s.pause(); // nobody reads: no credit is returned
     const chunk = Buffer.alloc(100 * 1024);
-    for (let i = 0; i < 3; i++) setup.peer.send(FrameType.Data, 0, s.id, chunk.length, chunk);
+    for (let i = 0; i < 3; i++) setup.peer.send(encodeFrame(FrameType.Data, 0, s.id, chunk.length, chunk));
     await expectProtocolFailure(setup, /receive window/);
   });
 
@@ -69,23 +69,23 @@ describe('untrusted peer: each violation ends the session with GoAway(protocol e
     const setup = await againstRawPeer();
     const s = setup.session.open();
     s.on('error', () => {});
-    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0xffff_ffff);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.ACK, s.id, 0xffff_ffff));
     await expectProtocolFailure(setup, /overflows/);
   });
 
   it('a SYN with our id parity', async () => {
     const setup = await againstRawPeer('server', false);
-    setup.peer.send(FrameType.WindowUpdate, Flag.SYN, 2, 0);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.SYN, 2, 0));
     await expectProtocolFailure(setup, /parity/);
   });
 
   it('a second SYN for a live stream', async () => {
     const setup = await againstRawPeer('server', false);
     setup.session.on('error', () => {});
-    setup.peer.send(FrameType.WindowUpdate, Flag.SYN, 1, 0);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.SYN, 1, 0));
     const s = await setup.session.accept();
     s.on('error', () => {});
-    setup.peer.send(FrameType.WindowUpdate, Flag.SYN, 1, 0);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.SYN, 1, 0));
     await expectProtocolFailure(setup, /SYN for live stream/);
   });
 
@@ -104,7 +104,7 @@ describe('untrusted peer: each violation ends the session with GoAway(protocol e
   it('a bogus 4 GiB length is refused from its header, allocating nothing for it', async () => {
     const setup = await againstRawPeer();
     const before = process.memoryUsage().arrayBuffers;
-    setup.peer.send(FrameType.Data, Flag.SYN, 2, 0xffff_fff0);
+    setup.peer.send(encodeFrame(FrameType.Data, Flag.SYN, 2, 0xffff_fff0));
     await expectProtocolFailure(setup, /exceeds any stream window/);
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * 1024 * 1024);
   });
@@ -128,18 +128,18 @@ describe('untrusted peer: tolerated input', () => {
   it('frames for a recently reset stream are discarded and the session lives', async () => {
     const setup = await againstRawPeer();
     const s = setup.session.open();
-    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.ACK, s.id, 0));
     s.reset();
     await setup.peer.waitFor((f) => f.streamId === s.id && (f.flags & Flag.RST) !== 0);
-    setup.peer.send(FrameType.Data, 0, s.id, 5, Buffer.from('late!'));
-    setup.peer.send(FrameType.WindowUpdate, 0, s.id, 1000);
+    setup.peer.send(encodeFrame(FrameType.Data, 0, s.id, 5, Buffer.from('late!')));
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, 0, s.id, 1000));
     expect(await setup.session.ping()).toBeGreaterThan(0);
     expect(setup.session.closed).toBe(false);
   });
 
   it('inbound SYNs to a rejecting session are answered with RST and their data skipped', async () => {
     const setup = await againstRawPeer('client', true);
-    setup.peer.send(FrameType.Data, Flag.SYN, 2, 4, Buffer.from('evil'));
+    setup.peer.send(encodeFrame(FrameType.Data, Flag.SYN, 2, 4, Buffer.from('evil')));
     const rst = await setup.peer.waitFor((f) => f.streamId === 2);
     expect(rst.type).toBe(FrameType.WindowUpdate);
     expect(rst.flags).toBe(Flag.RST);
@@ -151,7 +151,7 @@ describe('untrusted peer: tolerated input', () => {
     const setup = await againstRawPeer();
     const s = setup.session.open();
     s.write('request');
-    setup.peer.send(FrameType.WindowUpdate, Flag.ACK | Flag.FIN, s.id, 0);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.ACK | Flag.FIN, s.id, 0));
     const data = await readAll(s);
     expect(data.length).toBe(0);
     // Still writable after the peer's FIN (half-close).
@@ -164,7 +164,7 @@ describe('untrusted peer: tolerated input', () => {
   it('data and FIN in one frame: the data is delivered before the end', async () => {
     const setup = await againstRawPeer();
     const s = setup.session.open();
-    setup.peer.send(FrameType.Data, Flag.ACK | Flag.FIN, s.id, 5, Buffer.from('hello'));
+    setup.peer.send(encodeFrame(FrameType.Data, Flag.ACK | Flag.FIN, s.id, 5, Buffer.from('hello')));
     expect((await readAll(s)).toString()).toBe('hello');
     s.end();
   });
@@ -172,7 +172,7 @@ describe('untrusted peer: tolerated input', () => {
   it('never sends more than the granted window, and never a second FIN', async () => {
     const setup = await againstRawPeer();
     const s = setup.session.open();
-    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.ACK, s.id, 0));
     s.write(Buffer.alloc(1024 * 1024));
     await until(() => setup.peer.frames.filter((f) => f.type === FrameType.Data).length > 0);
     await new Promise((r) => setTimeout(r, 100));
@@ -180,13 +180,13 @@ describe('untrusted peer: tolerated input', () => {
       setup.peer.frames.filter((f) => f.type === FrameType.Data).reduce((n, f) => n + f.payload.length, 0);
     expect(sent()).toBe(INITIAL_STREAM_WINDOW);
     // Grant exactly 1000 more bytes.
-    setup.peer.send(FrameType.WindowUpdate, 0, s.id, 1000);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, 0, s.id, 1000));
     await until(() => sent() === INITIAL_STREAM_WINDOW + 1000);
     await new Promise((r) => setTimeout(r, 50));
     expect(sent()).toBe(INITIAL_STREAM_WINDOW + 1000);
     s.end();
     s.end();
-    setup.peer.send(FrameType.WindowUpdate, 0, s.id, 2 * 1024 * 1024);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, 0, s.id, 2 * 1024 * 1024));
     await setup.peer.waitFor((f) => f.streamId === s.id && (f.flags & Flag.FIN) !== 0);
     await new Promise((r) => setTimeout(r, 50));
     const fins = setup.peer.frames.filter((f) => f.streamId === s.id && f.flags & Flag.FIN);
@@ -198,9 +198,9 @@ describe('untrusted peer: tolerated input', () => {
     const setup = await againstRawPeer();
     const s = setup.session.open();
     s.pause();
-    setup.peer.send(FrameType.WindowUpdate, Flag.ACK, s.id, 0);
+    setup.peer.send(encodeFrame(FrameType.WindowUpdate, Flag.ACK, s.id, 0));
     const piece = Buffer.alloc(32 * 1024, 1);
-    for (let i = 0; i < 8; i++) setup.peer.send(FrameType.Data, 0, s.id, piece.length, piece);
+    for (let i = 0; i < 8; i++) setup.peer.send(encodeFrame(FrameType.Data, 0, s.id, piece.length, piece));
     await until(() => s.stats().bytesIn === INITIAL_STREAM_WINDOW);
     await new Promise((r) => setTimeout(r, 50));
     expect(s.stats().bufferedIn).toBeLessThanOrEqual(INITIAL_STREAM_WINDOW);

@@ -77,7 +77,7 @@ describe('Session (hashicorp session_test behaviours)', () => {
   });
 
   it('half-close: after end() the stream still reads the reply', async () => {
-    const { client, server } = await pair({}, {
+    const { client } = await pair({}, {
       onStream: async (s) => {
         const got = await readAll(s);
         s.end(Buffer.concat([Buffer.from('got:'), got]));
