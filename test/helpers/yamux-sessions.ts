@@ -2,6 +2,8 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { Session, type SessionOptions, type Stream } from '../../src/yamux/index.js';
+import { LinkChecker } from './frames.js';
+import { startRechunkRelay } from './rechunk-relay.js';
 import { serveService, type ServeOptions, type ServiceReport } from './services.js';
 
 /** Connects to `path` and runs a Session over the socket. */
@@ -79,4 +81,28 @@ export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * Our server sessions (serving the test services) behind a relay whose tap checks every frame
+ * on the link; `cleanups` receives what to close.
+ */
+export async function ourServerBehindCheckedRelay(
+  socketPath: (name: string) => string,
+  cleanups: (() => unknown)[],
+  relay: { seed?: number; rechunk?: boolean } = {},
+): Promise<{ relayPath: string; reports: ServiceReport[]; checker: LinkChecker }> {
+  const serverPath = socketPath('ts');
+  const reports: ServiceReport[] = [];
+  const listener = await listenSessions(serverPath, serviceOptions('server', reports));
+  cleanups.push(() => listener.close());
+  const checker = new LinkChecker();
+  const started = await startRechunkRelay({
+    listenPath: socketPath('relay'),
+    targetPath: serverPath,
+    ...relay,
+    tap: (from, chunk) => checker.observe(from, chunk),
+  });
+  cleanups.push(() => started.close());
+  return { relayPath: started.path, reports, checker };
 }

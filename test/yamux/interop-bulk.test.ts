@@ -8,7 +8,7 @@ import { findGoPeer, runGoPeer, startGoPeer, type GoPeer } from '../helpers/go-p
 import { startRechunkRelay } from '../helpers/rechunk-relay.js';
 import { echoExchange, sinkExchange, sourceExchange, type ServiceReport } from '../helpers/services.js';
 import { createTempDir, type TempDir } from '../helpers/tmp.js';
-import { connectSession, listenSessions, serviceOptions } from '../helpers/yamux-sessions.js';
+import { connectSession, listenSessions, ourServerBehindCheckedRelay, serviceOptions } from '../helpers/yamux-sessions.js';
 
 const GO_PEER = await findGoPeer();
 const MiB = 1024 * 1024;
@@ -108,20 +108,9 @@ describe.skipIf(!GO_PEER)('bulk interop with hashicorp/yamux', () => {
   }, 60_000);
 
   it('Go client, our server, through the re-chunking relay', async () => {
-    const tsPath = tmp.socket('ts');
-    const reports: ServiceReport[] = [];
-    const listener = await listenSessions(tsPath, serviceOptions('server', reports));
-    cleanups.push(() => listener.close());
-    const checker = new LinkChecker();
-    const relay = await startRechunkRelay({
-      listenPath: tmp.socket('relay'),
-      targetPath: tsPath,
-      seed: 99,
-      tap: (from, chunk) => checker.observe(from, chunk),
-    });
-    cleanups.push(() => relay.close());
+    const { relayPath, reports, checker } = await ourServerBehindCheckedRelay((n) => tmp.socket(n), cleanups, { seed: 99 });
     const { code, events, peer } = await runGoPeer(bin, [
-      'load', '-connect', relay.path, '-streams', '100', '-big', '1', '-big-size', '300000',
+      'load', '-connect', relayPath, '-streams', '100', '-big', '1', '-big-size', '300000',
       '-max-size', '3000', '-workload', 'mixed', '-seed', '8',
     ]);
     expect(events.find((e) => e.event === 'result'), peer.transcript()).toMatchObject({ ok: 100, errors: 0 });

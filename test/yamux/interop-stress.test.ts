@@ -8,9 +8,9 @@ import { prng, sourceBytes, sourceDigest, sha256Hex } from '../helpers/data.js';
 import { LinkChecker } from '../helpers/frames.js';
 import { findGoPeer, runGoPeer, startGoPeer } from '../helpers/go-peer.js';
 import { startRechunkRelay } from '../helpers/rechunk-relay.js';
-import { ByteReader, type ServiceReport } from '../helpers/services.js';
+import { ByteReader } from '../helpers/services.js';
 import { createTempDir, type TempDir } from '../helpers/tmp.js';
-import { connectSession, listenSessions, serviceOptions } from '../helpers/yamux-sessions.js';
+import { connectSession, ourServerBehindCheckedRelay } from '../helpers/yamux-sessions.js';
 
 const GO_PEER = await findGoPeer();
 
@@ -135,20 +135,9 @@ describe.skipIf(!GO_PEER)('never a second FIN, never beyond the window (hashicor
   }, 60_000);
 
   it('our server: a Go client with 300 streams through a tapping relay', async () => {
-    const tsPath = tmp.socket('ts');
-    const reports: ServiceReport[] = [];
-    const listener = await listenSessions(tsPath, serviceOptions('server', reports));
-    cleanups.push(() => listener.close());
-    const checker = new LinkChecker();
-    const relay = await startRechunkRelay({
-      listenPath: tmp.socket('tap'),
-      targetPath: tsPath,
-      rechunk: false,
-      tap: (from, c) => checker.observe(from, c),
-    });
-    cleanups.push(() => relay.close());
+    const { relayPath, reports, checker } = await ourServerBehindCheckedRelay((n) => tmp.socket(n), cleanups, { rechunk: false });
     const { code, events, peer } = await runGoPeer(GO_PEER!, [
-      'load', '-connect', relay.path, '-streams', '300', '-max-size', '600000', '-workload', 'mixed', '-seed', '77',
+      'load', '-connect', relayPath, '-streams', '300', '-max-size', '600000', '-workload', 'mixed', '-seed', '77',
       '-trailer', '3000',
     ]);
     expect(events.find((e) => e.event === 'result'), peer.transcript()).toMatchObject({ ok: 300, logErrors: 0, sessionAlive: true });
