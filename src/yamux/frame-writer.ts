@@ -19,6 +19,7 @@ export interface FrameSource {
  */
 export class FrameWriter {
   private control: Buffer[] = [];
+  private queuedAnswers = 0;
   private ready: FrameSource[] = [];
   private readyHead = 0;
   private blocked = false;
@@ -29,8 +30,8 @@ export class FrameWriter {
   constructor(
     private readonly conn: Duplex,
     private readonly options: {
-      /** Queued control frames above this mean the peer is not reading: onOverflow fires. */
-      maxControlFrames: number;
+      /** Queued answers above this mean the peer is not reading: onOverflow fires. */
+      maxQueuedAnswers: number;
       writeTimeout: number;
       onWriteTimeout: () => void;
       onOverflow: () => void;
@@ -39,18 +40,19 @@ export class FrameWriter {
     conn.on('drain', this.onDrain);
   }
 
-  get pendingControlFrames(): number {
-    return this.control.length;
-  }
-
   get isBlocked(): boolean {
     return this.blocked;
   }
 
-  sendControl(type: FrameType, flags: number, streamId: number, length: number): void {
+  /**
+   * Queues a control frame. `answer` marks frames the peer's own frames demand (ping ACKs, RSTs
+   * for refused SYNs): only those are bounded, since a peer that sends them without reading
+   * ours could otherwise grow the queue forever. Our own frames are bounded by our streams.
+   */
+  sendControl(type: FrameType, flags: number, streamId: number, length: number, answer = false): void {
     if (this.stopped) return;
     this.control.push(encodeHeader(type, flags, streamId, length));
-    if (this.control.length > this.options.maxControlFrames) {
+    if (answer && ++this.queuedAnswers > this.options.maxQueuedAnswers) {
       this.options.onOverflow();
       return;
     }
@@ -79,6 +81,7 @@ export class FrameWriter {
   stop(): void {
     this.stopped = true;
     this.control = [];
+    this.queuedAnswers = 0;
     for (let i = this.readyHead; i < this.ready.length; i++) this.ready[i]!.queued = false;
     this.ready = [];
     this.readyHead = 0;
@@ -96,6 +99,7 @@ export class FrameWriter {
         if (this.control.length > 0) {
           const frames = this.control;
           this.control = [];
+          this.queuedAnswers = 0;
           for (const frame of frames) {
             if (!this.conn.write(frame)) this.block();
           }

@@ -42,8 +42,8 @@ export interface SessionStats {
   linkBlocked: boolean;
 }
 
-/** Control frames queued beyond this mean the peer stopped reading while it keeps sending. */
-const MAX_QUEUED_CONTROL_FRAMES = 4096;
+/** Answers (pongs, RSTs) queued beyond this mean the peer stopped reading while it keeps sending. */
+const MAX_QUEUED_ANSWERS = 4096;
 /** How long the last GoAway may take to leave before the link is cut. */
 const GOAWAY_LINGER_MS = 1000;
 
@@ -80,7 +80,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
     this.role = options.role;
     this.nextId = options.role === 'client' ? 1 : 2;
     this.writer = new FrameWriter(conn, {
-      maxControlFrames: MAX_QUEUED_CONTROL_FRAMES,
+      maxQueuedAnswers: MAX_QUEUED_ANSWERS,
       writeTimeout: this.config.connectionWriteTimeout,
       onWriteTimeout: () => this.onWriteTimeout(),
       onOverflow: () => this.fail(new ProtocolError('peer sends control frames but does not read ours')),
@@ -229,7 +229,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
         this.requireSessionId(h);
         if (h.flags & Flag.SYN) {
           // Bounded: a peer that floods pings but never reads trips the control-frame cap.
-          this.writer.sendControl(FrameType.Ping, Flag.ACK, 0, h.length);
+          this.writer.sendControl(FrameType.Ping, Flag.ACK, 0, h.length, true);
         } else if (h.flags & Flag.ACK) {
           this.pings.answered(h.length);
         }
@@ -303,7 +303,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
     if (refusal) {
       this.counters.rejected++;
       this.recentlyClosed.add(h.streamId);
-      this.writer.sendControl(FrameType.WindowUpdate, Flag.RST, h.streamId, 0);
+      this.writer.sendControl(FrameType.WindowUpdate, Flag.RST, h.streamId, 0, true);
       this.log(this.options.rejectInbound ? 'debug' : 'warn', 'inbound stream refused', {
         stream: h.streamId,
         reason: refusal,

@@ -206,6 +206,19 @@ describe('Session (hashicorp session_test behaviours)', () => {
     expect((first as { code?: string }).code).toBe('ERR_YAMUX_WRITE_TIMEOUT');
   });
 
+  it('a peer that stops reading (a paused VM) never turns our own queued frames into an error', async () => {
+    const { client, server } = await pair({}, { onStream: (s) => s.pipe(s) });
+    const serverLink = (server as unknown as { conn: { pause(): void; resume(): void } }).conn;
+    serverLink.pause();
+    const streams = Array.from({ length: 6000 }, () => client.open());
+    for (const s of streams) s.end('x');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(client.closed).toBe(false);
+    serverLink.resume();
+    const replies = await Promise.all(streams.slice(0, 50).map((s) => readAll(s)));
+    expect(replies.every((r) => r.toString() === 'x')).toBe(true);
+  });
+
   it('connection lost: live streams fail with ConnectionLostError, not a clean end', async () => {
     const { client, server } = await pair();
     const s = client.open();
