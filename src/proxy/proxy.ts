@@ -3,7 +3,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { GoAwayCode, Session, type YamuxLogger } from '../yamux/index.js';
-import { bridge, type Bridge } from './bridge.js';
+import { Bridge } from './bridge.js';
 import { diagnostics, type ProxyDiagnostics } from './diagnostics.js';
 import { Heartbeat } from './heartbeat.js';
 
@@ -149,7 +149,7 @@ export class Proxy extends EventEmitter {
     this.served++;
     const id = stream.id;
     this.log.debug({ stream: id }, 'client connected');
-    const pair = bridge(client, stream, (end) => {
+    const pair = new Bridge(client, stream, (end) => {
       this.clients.delete(client);
       const fields = { stream: id, closedBy: end.closedBy, ...(end.error ? { err: end.error.message } : {}) };
       this.log.debug(fields, 'client disconnected');
