@@ -1,5 +1,7 @@
 import { createRequire } from 'node:module';
 
+const STATUS_INTERVAL_MS = 500;
+
 /** The part of github.com/systemd/node-sd-notify (libsystemd's sd_notify) used here. */
 interface SdNotify {
   ready(): void;
@@ -18,6 +20,8 @@ export class SystemdNotifier {
   private readonly sd: SdNotify | null;
   private watchdogTimer: NodeJS.Timeout | null = null;
   private lastStatus = '';
+  private pendingStatus = '';
+  private statusTimer: NodeJS.Timeout | null = null;
 
   constructor(onUnavailable: (reason: string) => void = () => {}, env: NodeJS.ProcessEnv = process.env) {
     this.sd = env.NOTIFY_SOCKET ? loadSdNotify(onUnavailable) : null;
@@ -41,10 +45,23 @@ export class SystemdNotifier {
     this.sd?.sendState('READY=1');
   }
 
+  /** At most one STATUS= per STATUS_INTERVAL_MS: a burst of 500 connections is not 1,000 datagrams. */
   status(text: string): void {
-    if (text === this.lastStatus) return;
-    this.lastStatus = text;
-    this.sd?.sendState(`STATUS=${text}`);
+    if (!this.sd) return;
+    this.pendingStatus = text;
+    if (this.statusTimer) return;
+    this.flushStatus();
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = null;
+      if (this.pendingStatus !== this.lastStatus) this.status(this.pendingStatus);
+    }, STATUS_INTERVAL_MS);
+    this.statusTimer.unref();
+  }
+
+  private flushStatus(): void {
+    if (this.pendingStatus === this.lastStatus) return;
+    this.lastStatus = this.pendingStatus;
+    this.sd?.sendState(`STATUS=${this.lastStatus}`);
   }
 
   stopping(): void {
@@ -53,7 +70,9 @@ export class SystemdNotifier {
 
   stop(): void {
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    if (this.statusTimer) clearTimeout(this.statusTimer);
     this.watchdogTimer = null;
+    this.statusTimer = null;
   }
 }
 
