@@ -50,6 +50,15 @@ function collect(stream: Duplex, bytes: number): Promise<Buffer> {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** Names the step that hangs, if one does. */
+function step<T>(name: string, promise: Promise<T>, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`step "${name}" did not finish in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
   it('passes every byte value unchanged in both directions (raw mode)', async () => {
     const dir = createTempDir('kps');
@@ -82,11 +91,14 @@ describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
     const listen = dir.socket('proxy');
     const daemon = spawnDaemon(['-listen-socket', `unix://${listen}`, '-mux-device', a, '-baud', '115200', '-sandbox', 'tty', '-log', 'debug']);
     cleanups.push(() => daemon.stop());
-    await daemon.waitForListen(listen);
-    const results = await Promise.all(Array.from({ length: 16 }, (_, i) => echoChecked(listen, 20_000 + i * 5_000)));
+    await step('daemon listens', daemon.waitForListen(listen));
+    const results = await step(
+      'echo through the tty',
+      Promise.all(Array.from({ length: 16 }, (_, i) => echoChecked(listen, 20_000 + i * 5_000))),
+    );
     expect(results.every(Boolean)).toBe(true);
     // The tty vanishing ends the guest channel: the daemon exits with status 3.
     socat.kill();
-    expect((await daemon.exited).code).toBe(3);
+    expect((await step('daemon exits', daemon.exited)).code).toBe(3);
   });
 });
