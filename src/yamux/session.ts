@@ -208,7 +208,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
     if (stream.awaitingSynSlot) {
       const i = this.deferredOpens.indexOf(stream);
       if (i >= 0) this.deferredOpens.splice(i, 1);
-    } else if (!stream.isEstablished && stream.id % 2 === this.nextId % 2) {
+    } else if (stream.awaitingAck) {
       this.releaseOpenSlot();
     }
     const i = this.acceptQueue.indexOf(stream);

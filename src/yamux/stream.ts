@@ -48,6 +48,7 @@ export class Stream extends Duplex implements FrameSource {
 
   private state: StreamState;
   private synPending: boolean;
+  private ackAwaited = false;
   private sendWindow = INITIAL_STREAM_WINDOW;
   private recvWindow = INITIAL_STREAM_WINDOW;
   private readonly recvQueue: Buffer[] = [];
@@ -113,6 +114,7 @@ export class Stream extends Duplex implements FrameSource {
       this.state = 'established';
     } else {
       this.synPending = false;
+      this.ackAwaited = true;
       this.startTimer(this.host.config.streamOpenTimeout, 'stream open timed out waiting for ACK');
       if (this.sendPending > 0) this.host.writer.markReady(this);
     }
@@ -122,10 +124,16 @@ export class Stream extends Duplex implements FrameSource {
     return this.synPending;
   }
 
+  /** Our SYN is on the wire and no ACK came back yet: the stream holds one of the session's open slots. */
+  get awaitingAck(): boolean {
+    return this.ackAwaited;
+  }
+
   /** Flags of a Data or WindowUpdate frame; FIN and RST are applied after the frame's data. */
   receiveAck(): boolean {
     if (this.state !== 'syn-sent') return false;
     this.state = 'established';
+    this.ackAwaited = false;
     this.clearTimer();
     return true;
   }

@@ -98,6 +98,32 @@ describe('Session (hashicorp session_test behaviours)', () => {
     expect((await server.accept()).id).toBe(3);
   });
 
+  it('an opener never has more than acceptBacklog SYNs awaiting ACK, even after ACKed streams close', async () => {
+    const config = { acceptBacklog: 2 };
+    const { client, server } = await pair(config, { config });
+    const [a, b] = [client.open(), client.open()];
+    a.write('a');
+    b.write('b');
+    const acceptedA = await server.accept();
+    acceptedA.end();
+    acceptedA.resume();
+    a.end();
+    await until(() => client.streamCount === 1);
+    // Only B awaits its ACK: one slot is free, so C goes out and D waits for B's ACK.
+    const [c, d] = [client.open(), client.open()];
+    const errors: Error[] = [];
+    for (const s of [c, d]) {
+      s.on('error', (e) => errors.push(e));
+      s.write('x');
+    }
+    // The server answers the ping after every SYN before it, so a refusal would be here by now.
+    await client.ping();
+    expect(errors).toEqual([]);
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await server.accept()).id);
+    expect(ids).toEqual([b.id, c.id, d.id]);
+  });
+
   it('GoAway: no new streams either way, live streams finish', async () => {
     const { client, server } = await pair({}, { onStream: (s) => s.pipe(s) });
     const live = client.open();
