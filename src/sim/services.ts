@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { PatternGenerator } from './pattern.js';
 
@@ -7,10 +7,11 @@ import { PatternGenerator } from './pattern.js';
  * in its first line:
  *   echo [N]          every byte back until EOF (or N bytes), then FIN
  *   sink [N]          read to EOF (or N bytes), answer "<sha256 hex> <byte count>\n", then FIN
+ *   discard [N]       like sink without hashing, for timed benchmarks: answer "<byte count>\n"
  *   source N [SEED]   N bytes of the pattern stream SEED (pattern.ts), then FIN
  * Anything else gets a one-line help and FIN.
  */
-export const SERVICE_HELP = 'unknown service; first line must be one of: echo [bytes] | sink [bytes] | source <bytes> [seed]\n';
+export const SERVICE_HELP = 'unknown service; first line must be one of: echo [bytes] | sink [bytes] | discard [bytes] | source <bytes> [seed]\n';
 const MAX_COMMAND_LINE = 256;
 
 export function serveStream(stream: Duplex): void {
@@ -32,7 +33,8 @@ export function serveStream(stream: Duplex): void {
     if (!args.every((a) => /^\d+$/.test(a))) return void stream.end(SERVICE_HELP);
     const [n, seed] = args.map(Number);
     if (name === 'echo' && args.length <= 1) return echo(stream, rest, n);
-    if (name === 'sink' && args.length <= 1) return sink(stream, rest, n);
+    if (name === 'sink' && args.length <= 1) return sink(stream, rest, n, createHash('sha256'));
+    if (name === 'discard' && args.length <= 1) return sink(stream, rest, n, null);
     if (name === 'source' && n !== undefined && args.length <= 2) return source(stream, n, seed ?? 0);
     stream.end(SERVICE_HELP);
   };
@@ -66,19 +68,18 @@ function echo(stream: Duplex, rest: Buffer, limit?: number): void {
   else if (rest.length > 0) take(rest);
 }
 
-function sink(stream: Duplex, rest: Buffer, limit?: number): void {
-  const hash = createHash('sha256');
+function sink(stream: Duplex, rest: Buffer, limit: number | undefined, hash: Hash | null): void {
   let bytes = 0;
   let replied = false;
   const reply = () => {
     if (replied) return;
     replied = true;
-    stream.end(`${hash.digest('hex')} ${bytes}\n`);
+    stream.end(hash ? `${hash.digest('hex')} ${bytes}\n` : `${bytes}\n`);
   };
   const take = (chunk: Buffer) => {
     if (replied) return;
     const piece = limit === undefined ? chunk : chunk.subarray(0, limit - bytes);
-    hash.update(piece);
+    hash?.update(piece);
     bytes += piece.length;
     if (limit !== undefined && bytes >= limit) reply();
   };

@@ -36,6 +36,7 @@ describe.each(GUESTS.filter((g) => g.available))('kata-proxy daemon with $name',
     // Client shutdown(SHUT_WR) -> FIN: the guest's sink answers after our EOF.
     const data = Buffer.alloc(3_000_000, 5);
     expect((await request(paths.listen, 'sink', data)).toString()).toBe(`${sha256(data)} ${data.length}\n`);
+    expect((await request(paths.listen, 'discard', data)).toString()).toBe(`${data.length}\n`);
     // FIN from the guest -> EOF for the client, which can still write.
     const socket = await connect(paths.listen);
     const got: Buffer[] = [];

@@ -1,0 +1,60 @@
+// The messages between the orchestrator (run.ts) and the load-generator child (load-client.ts).
+
+/** Where a load generator connects: a Unix socket (plain server or the proxy's listen socket),
+ * or a yamux session of its own on a guest's mux socket (our engine without the proxy hop). */
+export type Target = { kind: 'socket'; path: string } | { kind: 'yamux'; path: string };
+
+export type Direction = 'up' | 'down' | 'echo';
+
+export type Job =
+  | {
+      type: 'throughput';
+      target: Target;
+      dir: Direction;
+      streams: number;
+      bytesPerStream: number;
+      /** Check every byte by sha256 (outside the hot path otherwise: only counts are checked). */
+      verify: boolean;
+    }
+  | { type: 'rr'; target: Target; count: number; warmup: number; size: number }
+  | { type: 'connect-rr'; target: Target; count: number; warmup: number; size: number }
+  | { type: 'storm'; target: Target; clients: number; size: number }
+  | { type: 'hold'; target: Target; count: number; batch: number }
+  | { type: 'release' }
+  | { type: 'close-sessions' }
+  | { type: 'exit' };
+
+export interface ThroughputResult {
+  seconds: number;
+  bytes: number;
+  errors: string[];
+}
+
+export interface LatencyResult {
+  /** Round-trip times in microseconds (warm-up excluded). */
+  samplesUs: number[];
+  errors: string[];
+}
+
+export interface StormResult {
+  /** Time from the first connect until the last client had its whole answer, ms. */
+  lastAnswerMs: number;
+  served: number;
+  refused: number;
+  errors: Record<string, number>;
+}
+
+export interface HoldResult {
+  open: number;
+  errors: Record<string, number>;
+  ms: number;
+}
+
+export type JobResult = ThroughputResult | LatencyResult | StormResult | HoldResult | Record<string, never>;
+
+export interface Request {
+  id: number;
+  job: Job;
+}
+
+export type Response = { id: number; ok: true; result: JobResult } | { id: number; ok: false; error: string };

@@ -1,0 +1,399 @@
+// Turns the measurements into tables (Markdown, readable in a terminal and pasteable into
+// BENCHMARKS.md), PASS/FAIL per target, and the comparison with the previous results.json.
+import type { LatencyPhase } from './latency.js';
+import type { DensityFigures, FlagRow } from './memory.js';
+import type { MemSample } from './proc.js';
+import type { ProfileSummary } from './cpuprofile.js';
+import { ratio, type Summary } from './stats.js';
+import type { ScenarioResult } from './throughput.js';
+
+export interface Machine {
+  nproc: number;
+  cpu: string;
+  memGiB: number;
+  kernel: string;
+  node: string;
+  go: string;
+}
+
+export interface Results {
+  schema: 1;
+  date: string;
+  machine: Machine;
+  config: Record<string, unknown>;
+  /** Path key -> description. */
+  paths: Record<string, string>;
+  throughput?: ScenarioResult[];
+  latency?: LatencyPhase;
+  density?: DensityFigures;
+  peak?: Record<string, MemSample>;
+  flags?: FlagRow[];
+  profile?: ProfileSummary[];
+  figures: Figure[];
+  targets: TargetResult[];
+  regressions?: Regression[];
+  durationSeconds: number;
+}
+
+/** One comparable number (for the regression check against the previous run). */
+export interface Figure {
+  key: string;
+  value: number;
+  unit: string;
+  better: 'higher' | 'lower';
+  /** The worst repetition of this run (min when higher is better, max otherwise), when known. */
+  worst?: number;
+}
+
+export interface TargetResult {
+  name: string;
+  value: number;
+  op: '>=' | '<=';
+  limit: number;
+  unit: string;
+  pass: boolean;
+}
+
+export interface Regression {
+  key: string;
+  previous: number;
+  current: number;
+  change: number;
+  unit: string;
+  /** Also worse than the previous run's worst repetition (not just run-to-run noise). */
+  beyondSpread: boolean | null;
+}
+
+const MiB = 1 << 20;
+export const BASELINE = 'plain';
+export const PROXY = 'proxy';
+
+// ---- formatting -------------------------------------------------------------------------------
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const sep = `|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(headers), sep, ...rows.map(line)].join('\n');
+}
+
+const num = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
+const spread = (s: Summary, digits = 0) => (s.n > 1 ? ` [${num(s.min, digits)}–${num(s.max, digits)}]` : '');
+const x = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '–');
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+
+function figureTable(
+  paths: string[],
+  labels: Record<string, string>,
+  rows: { name: string; get: (path: string) => Summary | undefined; digits?: number }[],
+): string {
+  return table(
+    ['', ...paths.map((p) => labels[p] ?? p)],
+    rows.map((r) => {
+      const base = r.get(BASELINE)?.median;
+      return [
+        r.name,
+        ...paths.map((p) => {
+          const s = r.get(p);
+          if (!s || s.n === 0) return '–';
+          const rel = p === BASELINE ? '' : ` (${x(ratio(s.median, base))})`;
+          return `${num(s.median, r.digits ?? 0)}${spread(s, r.digits ?? 0)}${rel}`;
+        }),
+      ];
+    }),
+  );
+}
+
+export function throughputTable(results: Results): string {
+  const scenarios = results.throughput ?? [];
+  const paths = Object.keys(results.paths).filter((p) => scenarios.some((s) => s.mibps[p]));
+  return figureTable(
+    paths,
+    results.paths,
+    scenarios.map((s) => ({
+      name: `${s.dir} ×${s.streams} (${s.bytesPerStream / MiB} MiB/stream)`,
+      get: (p: string) => s.mibps[p],
+    })),
+  );
+}
+
+/**
+ * The proxy hop's own cost (proxy ÷ engine direct: the same yamux engine and the same Go guest,
+ * with and without the daemon in between) and the CPU use of every process on each path.
+ */
+export function hopTable(results: Results): string {
+  // relay ÷ plain is the same hop without yamux: what any extra process in the path costs here.
+  const scenarios = results.throughput ?? [];
+  const paths = Object.keys(results.paths).filter((p) => scenarios.some((s) => Object.keys(s.cpu?.[p] ?? {}).length > 0));
+  const roles = (p: string) => Object.keys(scenarios.find((s) => s.cpu?.[p])?.cpu[p] ?? {});
+  const rows: string[][] = scenarios.map((s) => [
+    `${s.dir} ×${s.streams} MiB/s`,
+    x(ratio(s.mibps[PROXY]?.median, s.mibps.engine?.median)),
+    x(ratio(s.mibps.relay?.median, s.mibps[BASELINE]?.median)),
+    ...paths.map((p) => (s.cpu?.[p] ? Object.values(s.cpu[p]!).join(' / ') : '–')),
+  ]);
+  const l = results.latency;
+  if (l) {
+    for (const [kind, name] of [['rr', 'req/resp'], ['connect', 'connect+req+close']] as const) {
+      for (const q of ['p50', 'p99'] as const) {
+        rows.push([
+          `${name} ${q}`,
+          x(ratio(l[kind][PROXY]?.[q].median, l[kind].engine?.[q].median)),
+          x(ratio(l[kind].relay?.[q].median, l[kind][BASELINE]?.[q].median)),
+          ...paths.map(() => ''),
+        ]);
+      }
+    }
+  }
+  return table(['', 'proxy ÷ engine', 'relay ÷ plain', ...paths.map((p) => `CPU % ${results.paths[p] ?? p} (${roles(p).join('/')})`)], rows);
+}
+
+export function latencyTable(results: Results): string {
+  const l = results.latency!;
+  const paths = Object.keys(results.paths).filter((p) => l.rr[p]);
+  return figureTable(paths, results.paths, [
+    { name: `req/resp ${l.size} B p50 µs`, get: (p) => l.rr[p]?.p50 },
+    { name: 'req/resp p99 µs', get: (p) => l.rr[p]?.p99 },
+    { name: 'req/resp p99.9 µs', get: (p) => l.rr[p]?.p999 },
+    { name: 'connect+req+close p50 µs', get: (p) => l.connect[p]?.p50 },
+    { name: 'connect+req+close p99 µs', get: (p) => l.connect[p]?.p99 },
+    { name: 'connect+req+close p99.9 µs', get: (p) => l.connect[p]?.p999 },
+  ]);
+}
+
+export function stormTable(results: Results): string {
+  const l = results.latency!;
+  const base = l.storm[BASELINE]?.lastAnswerMs.median;
+  return table(
+    ['path', 'clients at once', 'last answer after, ms', 'vs plain', 'served', 'refused', 'errors'],
+    Object.entries(l.storm).map(([p, s]) => [
+      results.paths[p] ?? p,
+      String(s.clients),
+      `${num(s.lastAnswerMs.median)}${spread(s.lastAnswerMs)}`,
+      p === BASELINE ? '' : x(ratio(s.lastAnswerMs.median, base)),
+      `${s.served}/${s.attempted}`,
+      String(s.refused),
+      Object.entries(s.errors).map(([k, v]) => `${k}×${v}`).join(' ') || '0',
+    ]),
+  );
+}
+
+export function memoryTable(results: Results): string {
+  const d = results.density;
+  const rows: string[][] = [];
+  const row = (name: string, s: MemSample | undefined) => {
+    if (s) rows.push([name, mib(s.rss), mib(s.pss), mib(s.uss), String(s.threads)]);
+  };
+  if (d) {
+    row('idle, live yamux session', d.idle);
+    row(`${d.conns} idle connections`, d.withConns);
+    row(`all ${d.opened} closed`, d.afterRelease);
+    const r = d.perConnRssReps;
+    rows.push([
+      `per idle connection (median of ${r.n} steps of +${d.conns}; RSS ${kib(r.min)}–${kib(r.max)})`,
+      kib(d.perConn.rss),
+      kib(d.perConn.pss),
+      kib(d.perConn.uss),
+      '',
+    ]);
+  }
+  for (const s of results.throughput ?? []) {
+    const p = s.peak?.[PROXY];
+    if (p) row(`peak during ${s.dir} ×${s.streams} (${s.bytesPerStream / MiB} MiB/stream)`, p);
+  }
+  return table(['daemon (bin/kata-proxy)', 'RSS', 'PSS', 'USS', 'threads'], rows);
+}
+
+export function flagTable(results: Results): string {
+  const rows = results.flags ?? [];
+  const launcher = rows.find((r) => r.variant === 'launcher');
+  return table(
+    ['node flags / env', 'idle RSS', 'idle PSS', 'idle USS', 'threads', 'per idle conn', 'peak RSS echo ×64', 'up ×1 MiB/s', 'req/resp p50 µs'],
+    rows.map((r) =>
+      r.error && r.idle.rss === 0
+        ? [r.variant, `failed: ${r.error}`, '', '', '', '', '', '', '']
+        : [
+            r.variant,
+            `${mib(r.idle.rss)}${launcher && r !== launcher ? ` (${signed((r.idle.rss - launcher.idle.rss) / MiB)})` : ''}`,
+            mib(r.idle.pss),
+            mib(r.idle.uss),
+            String(r.idle.threads),
+            kib(r.perConnRss),
+            mib(r.peak64.rss),
+            `${num(r.upMiBps.median)}${launcher && r !== launcher ? ` (${x(ratio(r.upMiBps.median, launcher.upMiBps.median))})` : ''}`,
+            `${num(r.rrP50Us.median)}${launcher && r !== launcher ? ` (${x(ratio(r.rrP50Us.median, launcher.rrP50Us.median))})` : ''}`,
+          ],
+    ),
+  );
+}
+
+const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
+
+export function targetTable(targets: TargetResult[]): string {
+  return table(
+    ['target', 'measured', 'limit', ''],
+    targets.map((t) => [t.name, `${num(t.value, t.unit === '×' ? 2 : 1)}${t.unit}`, `${t.op === '>=' ? '≥' : '≤'} ${t.limit}${t.unit}`, t.pass ? 'PASS' : 'FAIL']),
+  );
+}
+
+// ---- figures, targets, regressions -------------------------------------------------------------
+
+export function collectFigures(r: Results): Figure[] {
+  const out: Figure[] = [];
+  const add = (key: string, value: number | undefined, unit: string, better: 'higher' | 'lower', worst?: number) => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    out.push({ key, value, unit, better, ...(worst !== undefined && Number.isFinite(worst) ? { worst } : {}) });
+  };
+  const addSummary = (key: string, s: Summary | undefined, unit: string, better: 'higher' | 'lower') =>
+    s && add(key, s.median, unit, better, better === 'higher' ? s.min : s.max);
+  for (const s of r.throughput ?? []) {
+    const base = s.mibps[BASELINE];
+    for (const [p, m] of Object.entries(s.mibps)) {
+      addSummary(`throughput.${s.dir}x${s.streams}.${p}.MiBps`, m, 'MiB/s', 'higher');
+      if (p !== BASELINE && base) add(`throughput.${s.dir}x${s.streams}.${p}.vsPlain`, ratio(m.median, base.median), '×', 'higher', ratio(m.min, base.max));
+    }
+    const e = s.mibps.engine;
+    const px = s.mibps[PROXY];
+    if (e && px) add(`throughput.${s.dir}x${s.streams}.proxy.vsEngine`, ratio(px.median, e.median), '×', 'higher', ratio(px.min, e.max));
+  }
+  if (r.latency) {
+    for (const kind of ['rr', 'connect'] as const) {
+      const base = r.latency[kind][BASELINE]?.p50;
+      for (const [p, f] of Object.entries(r.latency[kind])) {
+        addSummary(`latency.${kind}.${p}.p50us`, f.p50, 'µs', 'lower');
+        addSummary(`latency.${kind}.${p}.p99us`, f.p99, 'µs', 'lower');
+        if (p !== BASELINE && base) add(`latency.${kind}.${p}.p50vsPlain`, ratio(f.p50.median, base.median), '×', 'lower', ratio(f.p50.max, base.min));
+      }
+    }
+    for (const [p, s] of Object.entries(r.latency.storm)) addSummary(`storm.${p}.lastAnswerMs`, s.lastAnswerMs, 'ms', 'lower');
+  }
+  if (r.density) {
+    add('memory.idle.rss', r.density.idle.rss, 'B', 'lower');
+    add('memory.idle.uss', r.density.idle.uss, 'B', 'lower');
+    addSummary('memory.perConn.rss', r.density.perConnRssReps, 'B', 'lower');
+    add('memory.threads.idle', r.density.idle.threads, '', 'lower');
+  }
+  for (const s of r.throughput ?? []) {
+    const p = s.peak?.[PROXY];
+    if (p) add(`memory.peak.${s.dir}x${s.streams}.rss`, p.rss, 'B', 'lower');
+  }
+  const peak = r.peak?.[PROXY];
+  if (peak) add('memory.threads.peak', peak.threads, '', 'lower');
+  return out;
+}
+
+export function evaluateTargets(r: Results): TargetResult[] {
+  const t: TargetResult[] = [];
+  const tp = (dir: string, streams: number) => {
+    const s = r.throughput?.find((x) => x.dir === dir && x.streams === streams);
+    return s ? ratio(s.mibps[PROXY]?.median, s.mibps[BASELINE]?.median) : NaN;
+  };
+  for (const streams of [1, 64]) {
+    for (const dir of ['up', 'down', 'echo']) {
+      const v = tp(dir, streams);
+      if (Number.isFinite(v)) {
+        t.push({ name: `${dir} ×${streams} through the proxy ≥ 0.5× plain socket`, value: v, op: '>=', limit: 0.5, unit: '×', pass: v >= 0.5 });
+      }
+    }
+  }
+  if (r.latency) {
+    const v = ratio(r.latency.rr[PROXY]?.p50.median, r.latency.rr[BASELINE]?.p50.median);
+    t.push({ name: 'req/resp p50 ≤ 2× plain socket', value: v, op: '<=', limit: 2, unit: '×', pass: v <= 2 });
+    const storm = r.latency.storm[PROXY];
+    if (storm) {
+      const ok = storm.served === storm.attempted && storm.refused === 0;
+      t.push({ name: `storm: all ${storm.clients} served, none refused`, value: storm.attempted - storm.served, op: '<=', limit: 0, unit: ' failed', pass: ok });
+    }
+  }
+  if (r.density) {
+    const kb = r.density.perConn.rss / 1000;
+    t.push({ name: 'per idle connection (RSS) ≤ 8 KB', value: kb, op: '<=', limit: 8, unit: ' KB', pass: kb <= 8 });
+    const threads = Math.max(r.density.idle.threads, r.density.withConns.threads, r.peak?.[PROXY]?.threads ?? 0);
+    t.push({ name: 'threads (idle, 1000 conns, peak) ≤ 6', value: threads, op: '<=', limit: 6, unit: '', pass: threads <= 6 });
+  }
+  return t;
+}
+
+/**
+ * Figures worse than the previous run's by more than `threshold` (0.1 = 10 %). Each is marked
+ * "beyond spread" when it is also worse than the previous run's worst repetition: on a shared,
+ * noisy machine only those are likely to be real.
+ */
+export function compare(previous: Figure[], current: Figure[], threshold = 0.1): Regression[] {
+  const prev = new Map(previous.map((f) => [f.key, f]));
+  const out: Regression[] = [];
+  for (const f of current) {
+    const p = prev.get(f.key);
+    if (!p || !Number.isFinite(p.value) || p.value === 0) continue;
+    const change = (f.value - p.value) / Math.abs(p.value);
+    const worse = f.better === 'higher' ? change < -threshold : change > threshold;
+    if (!worse) continue;
+    const beyondSpread = p.worst === undefined ? null : f.better === 'higher' ? f.value < p.worst : f.value > p.worst;
+    out.push({ key: f.key, previous: p.value, current: f.value, change, unit: f.unit, beyondSpread });
+  }
+  return out;
+}
+
+/** Ratios and memory/thread figures do not depend on how fast the shared machine is today. */
+export function machineIndependent(g: Regression): boolean {
+  return g.unit === '×' || g.unit === 'B' || g.unit === '';
+}
+
+export function regressionTable(regs: Regression[]): string {
+  const fmt = (v: number, unit: string) => (unit === 'B' ? (v < MiB ? kib(v) : mib(v)) : `${num(v, unit === '×' ? 2 : 0)} ${unit}`);
+  const sorted = [...regs.filter(machineIndependent), ...regs.filter((g) => !machineIndependent(g))];
+  return table(
+    ['figure', 'kind', 'previous', 'now', 'change', "beyond the previous run's spread"],
+    sorted.map((g) => [
+      g.key,
+      machineIndependent(g) ? (g.unit === '×' ? 'ratio' : 'memory') : 'absolute',
+      fmt(g.previous, g.unit),
+      fmt(g.current, g.unit),
+      `${g.change >= 0 ? '+' : ''}${(g.change * 100).toFixed(0)} %`,
+      g.beyondSpread === null ? '(no spread)' : g.beyondSpread ? 'YES' : 'no (noise?)',
+    ]),
+  );
+}
+
+/** The full human-readable report. */
+export function render(r: Results, previousFound: boolean): string {
+  const parts: string[] = [];
+  const m = r.machine;
+  parts.push(`kata-proxy bench — ${r.date}\n${m.nproc} × ${m.cpu}, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.go}`);
+  parts.push(`Paths: ${Object.entries(r.paths).map(([k, v]) => `${k} = ${v}`).join('; ')}`);
+  if (r.throughput) {
+    parts.push(`## Throughput, MiB/s: median [min–max] (ratio to the plain socket)\n\n${throughputTable(r)}`);
+    parts.push(
+      `## The proxy hop alone (proxy → Go ÷ engine → Go; relay ÷ plain is a bare Node hop without yamux) and CPU use per process (% of one core during the timed runs; ${r.machine.nproc} cores in all)\n\n${hopTable(r)}`,
+    );
+  }
+  if (r.latency) {
+    parts.push(`## Latency, µs: median of the repetitions' percentiles [min–max] (ratio to the plain socket)\n\n${latencyTable(r)}`);
+    parts.push(`## Connection storm\n\n${stormTable(r)}`);
+  }
+  if (r.density || r.peak) {
+    const note = r.density
+      ? `\n\nRSS counts every page the daemon touches; PSS divides shared pages (the node binary) among the ${r.density.nodeProcesses} node processes running when it was sampled; USS is the daemon's private memory (what one more pod adds at least).`
+      : '';
+    parts.push(`## Memory and threads\n\n${memoryTable(r)}${note}`);
+  }
+  if (r.flags) {
+    parts.push(
+      `## Node flags (daemons side by side, same workload)\n\n${flagTable(r)}\n\nIdle figures are single samples; per-connection figures move ±1–2 KiB between runs; the speed columns are 3 repetitions and move ±20 % between runs here.`,
+    );
+  }
+  if (r.targets.length > 0) parts.push(`## Targets\n\n${targetTable(r.targets)}`);
+  if (r.regressions) {
+    parts.push(
+      r.regressions.length > 0
+        ? `## Regressions against the previous bench/results.json (> 10 % worse)\n\n` +
+            `${r.regressions.filter((g) => machineIndependent(g) && g.beyondSpread !== false).length} ratio/memory figures regressed beyond the previous run's spread ` +
+            `(absolute speeds also move with the shared machine's load: compare them with the plain socket's own change)\n\n${regressionTable(r.regressions)}`
+        : '## Regressions against the previous bench/results.json: none (no figure > 10 % worse)',
+    );
+  } else if (!previousFound) {
+    parts.push('(no previous bench/results.json to compare with)');
+  }
+  return parts.join('\n\n');
+}

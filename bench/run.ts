@@ -1,0 +1,291 @@
+// `npm run bench`: builds (npm does), starts its own peers, measures, prints the tables and writes
+// bench/results.json. Every figure is measured in the same run as its baseline (the plain Unix
+// socket, and our engine used directly) and reported as a ratio; every figure is the median of
+// several repetitions, interleaved across paths, with its spread.
+//
+// Options: --quick (fewer/smaller repetitions, for trying things out; results are not written
+// unless --out is given), --profile (also CPU-profile the daemon), --only=throughput,latency,
+// memory,flags, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
+// with a change applied: its bin/kata-proxy becomes one more path, "proxy B → Go", measured
+// side by side with this tree's), --paths=plain,engine,proxy,proxy-sim,proxy-b, --dirs=up,down,echo,
+// --streams=1,64 (subsets, for experiments).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { runLatency, type LatencyOptions } from './latency.js';
+import { measureDensity, measureFlags } from './memory.js';
+import {
+  buildGoPeer,
+  goGoBench,
+  goPeerErrors,
+  launcherVariant,
+  LoadClient,
+  REPO_ROOT,
+  shebangLine,
+  startDaemon,
+  startGoPeer,
+  startNodeChild,
+  type Child,
+  type NodeVariant,
+} from './peers.js';
+import { runProfiles, type ProfileSpec } from './profile.js';
+import {
+  collectFigures,
+  compare,
+  evaluateTargets,
+  render,
+  type Machine,
+  type Results,
+} from './report.js';
+import type { Direction } from './protocol.js';
+import { runThroughput, type BenchPath, type ScenarioSpec } from './throughput.js';
+
+const MiB = 1 << 20;
+
+interface Options {
+  quick: boolean;
+  profile: boolean;
+  only: Set<string>;
+  reps: number;
+  out: string | null;
+  ab: string | null;
+  paths: Set<string> | null;
+  dirs: string[];
+  streams: number[];
+}
+
+function parseArgs(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const get = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+  const only = new Set((get('only') ?? 'throughput,latency,memory,flags').split(','));
+  if (argv.includes('--profile')) only.add('profile');
+  const defaultOut = join(REPO_ROOT, 'bench', 'results.json');
+  const out = argv.includes('--no-write') ? null : (get('out') ?? (quick ? null : defaultOut));
+  return { quick, profile: only.has('profile'), only, reps: Number(get('reps') ?? (quick ? 2 : 5)), out,
+    ab: get('ab') ?? null,
+    paths: get('paths') ? new Set(get('paths')!.split(',')) : null,
+    dirs: (get('dirs') ?? 'up,down,echo').split(','),
+    streams: (get('streams') ?? '1,64').split(',').map(Number),
+  };
+}
+
+function machine(): Machine {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  let go = 'go: not found';
+  try {
+    go = execFileSync('go', ['version'], { encoding: 'utf8' }).trim();
+  } catch {
+    // reported as missing
+  }
+  return {
+    nproc: os.availableParallelism(),
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    go,
+  };
+}
+
+/**
+ * What each Node flag buys: daemons side by side, each with the launcher's flags plus (or minus,
+ * when the launcher already has it) one change, next to node's defaults.
+ */
+function flagVariants(): NodeVariant[] {
+  const l = launcherVariant();
+  const same = (a: string[], b: string[]) => a.length === b.length && a.every((f, i) => f === b[i]);
+  const variants: NodeVariant[] = [
+    { name: 'node defaults (no flags)', nodeFlags: [], env: {} },
+    { name: 'UV_THREADPOOL_SIZE=1 only', nodeFlags: [], env: { UV_THREADPOOL_SIZE: '1' } },
+    { name: '--v8-pool-size=1 only', nodeFlags: ['--v8-pool-size=1'], env: {} },
+  ];
+  const threadsOnly = { name: 'UV_THREADPOOL_SIZE=1 --v8-pool-size=1', nodeFlags: ['--v8-pool-size=1'], env: { UV_THREADPOOL_SIZE: '1' } };
+  if (!same(threadsOnly.nodeFlags, l.nodeFlags) || l.env.UV_THREADPOOL_SIZE !== '1') variants.push(threadsOnly);
+  variants.push({ ...l, name: 'launcher' });
+  const candidates = ['--max-semi-space-size=1', '--max-old-space-size=32', '--lite-mode', '--optimize-for-size', '--single-threaded', '--jitless'];
+  for (const flag of candidates) {
+    const has = l.nodeFlags.includes(flag);
+    variants.push({
+      name: `launcher ${has ? '−' : '+'} ${flag}`,
+      nodeFlags: has ? l.nodeFlags.filter((f) => f !== flag) : [...l.nodeFlags, flag],
+      env: l.env,
+    });
+  }
+  return variants;
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const m = machine();
+  log(`kata-proxy bench: ${m.nproc} × ${m.cpu}, Node ${m.node}, ${m.go}${o.quick ? ' (--quick)' : ''}`);
+  log(`daemon launcher: ${shebangLine()}`);
+
+  const goBin = await buildGoPeer();
+  const tmp = mkdtempSync(join(os.tmpdir(), 'kpb-'));
+  const sock = (name: string) => join(tmp, name);
+  const children: Child[] = [];
+  let client: LoadClient | null = null;
+  const cleanup = async () => {
+    await client?.stop().catch(() => {});
+    await Promise.all(children.map((c) => c.stop().catch(() => null)));
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+  const results: Results = {
+    schema: 1,
+    date: new Date().toISOString(),
+    machine: m,
+    config: {},
+    paths: {
+      plain: 'plain socket',
+      relay: 'plain + Node relay hop',
+      engine: 'engine → Go',
+      proxy: 'proxy → Go',
+      'proxy-sim': 'proxy → sim guest',
+      'go-go': 'Go ↔ Go (reference)',
+    },
+    figures: [],
+    targets: [],
+    durationSeconds: 0,
+  };
+  try {
+    const goPeer = await startGoPeer(goBin, sock('go.sock'));
+    children.push(goPeer);
+    const sim = await startNodeChild('sim-guest', 'sim-guest.js', [sock('sim.sock')]);
+    children.push(sim);
+    const plain = await startNodeChild('plain-server', 'plain-server.js', [sock('plain.sock')]);
+    children.push(plain);
+    const relay = await startNodeChild('relay', 'relay.js', [sock('relay.sock'), sock('plain.sock')]);
+    children.push(relay);
+    client = await LoadClient.start();
+
+    const proxy = await startDaemon({ listen: sock('proxy.sock'), mux: sock('go.sock'), sandbox: 'bench-go' });
+    children.push(proxy);
+    const conns = o.quick ? 200 : 1000;
+    if (o.only.has('memory')) {
+      log(`\n# memory: fresh daemon (pid ${proxy.pid}), idle, then ${conns} idle connections`);
+      results.density = await measureDensity(proxy, sock('proxy.sock'), client, conns);
+      const d = results.density;
+      log(
+        `  idle RSS ${(d.idle.rss / MiB).toFixed(1)} MiB, PSS ${(d.idle.pss / MiB).toFixed(1)} MiB, USS ${(d.idle.uss / MiB).toFixed(1)} MiB, ${d.idle.threads} threads; ` +
+          `${d.opened} conns: +${(d.perConn.rss / 1024).toFixed(1)} KiB RSS each, ${d.withConns.threads} threads`,
+      );
+    }
+    const proxySim = await startDaemon({ listen: sock('proxy-sim.sock'), mux: sock('sim.sock'), sandbox: 'bench-sim' });
+    children.push(proxySim);
+
+    let proxyB: Child | null = null;
+    if (o.ab) {
+      results.paths['proxy-b'] = `proxy B → Go (${o.ab})`;
+      proxyB = await startDaemon({ listen: sock('proxy-b.sock'), mux: sock('go.sock'), sandbox: 'bench-b' }, undefined, [], join(o.ab, 'bin', 'kata-proxy'));
+      children.push(proxyB);
+    }
+    const allPaths: BenchPath[] = [
+      { key: 'plain', label: results.paths.plain!, target: { kind: 'socket', path: sock('plain.sock') }, pids: { client: client.pid, server: plain.pid } },
+      { key: 'relay', label: results.paths.relay!, target: { kind: 'socket', path: sock('relay.sock') }, pids: { client: client.pid, relay: relay.pid, server: plain.pid } },
+      { key: 'engine', label: results.paths.engine!, target: { kind: 'yamux', path: sock('go.sock') }, pids: { client: client.pid, guest: goPeer.pid } },
+      { key: 'proxy', label: results.paths.proxy!, target: { kind: 'socket', path: sock('proxy.sock') }, daemonPid: proxy.pid, pids: { client: client.pid, proxy: proxy.pid, guest: goPeer.pid } },
+      { key: 'proxy-sim', label: results.paths['proxy-sim']!, target: { kind: 'socket', path: sock('proxy-sim.sock') }, daemonPid: proxySim.pid, pids: { client: client.pid, proxy: proxySim.pid, guest: sim.pid } },
+    ];
+    allPaths.push({
+      key: 'go-go',
+      label: results.paths['go-go']!,
+      target: { kind: 'socket', path: '' },
+      pids: {},
+      run: (dir, streams, bytes, verify) => goGoBench(goBin, dir, streams, bytes, verify),
+    });
+    if (proxyB) {
+      allPaths.push({ key: 'proxy-b', label: results.paths['proxy-b']!, target: { kind: 'socket', path: sock('proxy-b.sock') }, daemonPid: proxyB.pid, pids: { client: client.pid, proxy: proxyB.pid, guest: goPeer.pid } });
+    }
+
+    const paths = allPaths.filter((p) => !o.paths || o.paths.has(p.key));
+    const one = o.quick ? 16 * MiB : 64 * MiB;
+    const many = o.quick ? 1 * MiB : 4 * MiB;
+    const specs: ScenarioSpec[] = [];
+    for (const streams of o.streams) {
+      for (const dir of o.dirs as Direction[]) specs.push({ dir, streams, bytesPerStream: streams === 1 ? one : many });
+    }
+    results.config = {
+      reps: o.reps,
+      oneStreamBytes: one,
+      manyStreamsBytesPerStream: many,
+      manyStreams: 64,
+      idleConnections: conns,
+      launcher: shebangLine(),
+    };
+
+    if (o.only.has('throughput')) {
+      log(`\n# throughput: ${o.reps} timed repetitions per path after a sha256-checked warm-up`);
+      const t = await runThroughput(client, paths, specs, o.reps, log);
+      results.throughput = t.scenarios;
+      results.peak = t.peak;
+    }
+
+    if (o.only.has('latency')) {
+      const lo: LatencyOptions = o.quick
+        ? { reps: 2, rrCount: 1000, connectCount: 100, stormClients: 500, stormReps: 2, size: 64 }
+        : { reps: o.reps, rrCount: 3000, connectCount: 300, stormClients: 500, stormReps: o.reps, size: 64 };
+      results.config.latency = lo;
+      log(`\n# latency: ${lo.reps} repetitions of ${lo.rrCount} round trips / ${lo.connectCount} connections per path`);
+      const latencyPaths = paths.filter((p) => !p.run);
+      results.latency = await runLatency(client, latencyPaths, latencyPaths, lo, log);
+    }
+    const peerErrors = goPeerErrors(goPeer);
+    if (peerErrors.length > 0) log(`  ! the Go peer reported ${peerErrors.length} failed streams: ${peerErrors.slice(0, 3).join('; ')}`);
+
+    if (o.only.has('flags')) {
+      // The measuring daemons stop first, so the side-by-side daemons share the machine only with each other.
+      await proxySim.stop();
+      await proxy.stop();
+      const fo = o.quick
+        ? { conns: 200, upBytes: 16 * MiB, echo64Bytes: 256 * 1024, reps: 1, rrCount: 300 }
+        : { conns: 1000, upBytes: 32 * MiB, echo64Bytes: 1 * MiB, reps: 3, rrCount: 1000 };
+      results.config.flags = fo;
+      log(`\n# node flags: daemons side by side against the Go peer; idle, 2 × ${fo.conns} conns, up ×1 ${fo.upBytes / MiB} MiB, req/resp, echo ×64 peak`);
+      results.flags = await measureFlags(flagVariants(), sock('go.sock'), sock, client, fo, log);
+    }
+
+    if (o.profile) {
+      const ps: ProfileSpec[] = [];
+      for (const streams of o.streams) {
+        for (const dir of o.dirs as Direction[]) ps.push({ kind: 'throughput', dir, streams, bytesPerStream: streams === 1 ? one : many, reps: o.quick ? 1 : 3 });
+      }
+      ps.push({ kind: 'rr', count: o.quick ? 2000 : 10_000, reps: 2 });
+      ps.push({ kind: 'connect-rr', count: o.quick ? 300 : 2000, reps: 1 });
+      log('\n# CPU profiles of the daemon (--cpu-prof), proxy → Go');
+      results.profile = await runProfiles(client, sock('go.sock'), sock, join(REPO_ROOT, 'bench', 'profiles'), ps, log);
+    }
+  } finally {
+    await cleanup();
+  }
+
+  results.durationSeconds = Math.round((Date.now() - started) / 1000);
+  results.figures = collectFigures(results);
+  results.targets = evaluateTargets(results);
+  const previousFile = o.out ?? join(REPO_ROOT, 'bench', 'results.json');
+  let previousFound = false;
+  if (!o.quick && existsSync(previousFile)) {
+    try {
+      const previous = JSON.parse(readFileSync(previousFile, 'utf8')) as Results;
+      results.regressions = compare(previous.figures ?? [], results.figures);
+      previousFound = true;
+    } catch (err) {
+      log(`(cannot read the previous ${previousFile}: ${(err as Error).message})`);
+    }
+  }
+  log(`\n${render(results, previousFound)}\n`);
+  log(`bench took ${results.durationSeconds} s`);
+  if (o.out) {
+    writeFileSync(o.out, `${JSON.stringify(results, null, 1)}\n`);
+    log(`results written to ${o.out}`);
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
