@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SerialPort } from 'serialport';
+import { fixSerialPoller } from './serial-poller-fix.js';
 
 export interface SerialOptions {
   /** How long to wait for the device to appear (ms). */
@@ -37,5 +38,6 @@ export async function openSerialChannel(path: string, baudRate: number, options:
     autoOpen: false,
   });
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+  fixSerialPoller(port);
   return port;
 }

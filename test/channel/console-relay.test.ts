@@ -1,16 +1,14 @@
 import { chmodSync, statSync } from 'node:fs';
 import net from 'node:net';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConsoleRelay } from '../../src/channel/console-relay.js';
 import { LineSplitter } from '../../src/channel/line-splitter.js';
 import { until } from '../helpers/yamux-pair.js';
 import { createTempDir } from '../helpers/tmp.js';
+import { perTest } from '../helpers/per-test.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups } = perTest();
 
 /** A console socket like QEMU's chardev: one client at a time; returns the connected client. */
 async function consoleServer(path: string) {

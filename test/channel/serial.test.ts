@@ -3,20 +3,18 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openSerialChannel } from '../../src/channel/serial.js';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { spawnDaemon } from '../helpers/daemon.js';
 import { createTempDir, type TempDir } from '../helpers/tmp.js';
+import { perTest } from '../helpers/per-test.js';
 
 const HAVE_SOCAT = spawnSync('socat', ['-V']).status === 0;
 if (!HAVE_SOCAT) console.warn('[serial] socat not found (apt install socat): skipping tty tests');
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups } = perTest();
 
 async function ptyPair(dir: TempDir): Promise<{ a: string; b: string; socat: ChildProcess }> {
   const a = dir.file('tty-a');
@@ -39,11 +37,14 @@ function collect(stream: Duplex, bytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
-    stream.on('data', (c: Buffer) => {
+    const take = (c: Buffer) => {
       chunks.push(c);
       n += c.length;
-      if (n >= bytes) resolve(Buffer.concat(chunks));
-    });
+      if (n < bytes) return;
+      stream.off('data', take);
+      resolve(Buffer.concat(chunks));
+    };
+    stream.on('data', take);
     stream.once('error', reject);
   });
 }
@@ -80,13 +81,34 @@ describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
     expect(sha(await gotLeft)).toBe(sha(data));
   });
 
+  it('a write waiting for room survives reads that wait for data (request/response over the tty)', async () => {
+    const dir = createTempDir('kps');
+    cleanups.push(() => dir.cleanup());
+    const { a, b } = await ptyPair(dir);
+    const client = await openSerialChannel(a, 115200);
+    const echo = await openSerialChannel(b, 115200);
+    cleanups.push(() => {
+      client.destroy();
+      echo.destroy();
+    });
+    echo.on('data', (c: Buffer) => echo.write(c));
+    // Each block is far larger than the tty buffers, and the next one only goes out once the
+    // whole echo came back: a write left waiting with nothing more to read would hang here.
+    for (let i = 0; i < 16; i++) {
+      const block = randomBytes(256 * 1024);
+      const back = collect(client, block.length);
+      client.write(block);
+      expect(sha(await step(`block ${i}`, back, 10_000))).toBe(sha(block));
+    }
+  });
+
   it('the daemon carries concurrent checksummed streams through the tty to a yamux guest', async () => {
     const dir = createTempDir('kps');
     cleanups.push(() => dir.cleanup());
     const { a, b, socat } = await ptyPair(dir);
     const guest = new SimulatedGuest({ muxSocket: dir.socket('unused') });
     const guestEnd = await openSerialChannel(b, 115200);
-    guest.serveChannel(guestEnd);
+    const guestSession = guest.serveChannel(guestEnd);
     cleanups.push(() => guestEnd.destroy());
     const listen = dir.socket('proxy');
     const daemon = spawnDaemon(['-listen-socket', `unix://${listen}`, '-mux-device', a, '-baud', '115200', '-sandbox', 'tty', '-log', 'debug']);
@@ -95,7 +117,10 @@ describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
     const results = await step(
       'echo through the tty',
       Promise.all(Array.from({ length: 16 }, (_, i) => echoChecked(listen, 20_000 + i * 5_000))),
-    );
+    ).catch((err: Error) => {
+      const guestState = JSON.stringify({ session: guestSession.stats(), streams: guestSession.streamStats() });
+      throw new Error(`${err.message}\nguest: ${guestState}\ndaemon log:\n${daemon.lines.slice(-30).join('\n')}`);
+    });
     expect(results.every(Boolean)).toBe(true);
     // The tty vanishing ends the guest channel: the daemon exits with status 3.
     socat.kill();
