@@ -1,17 +1,15 @@
 // The real daemon with the simulated guest: console relay, log format, an existing listen socket.
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { runtimeArgv, spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { parseLogfmt } from '../helpers/logfmt.js';
 import { createTempDir, type TempDir } from '../helpers/tmp.js';
+import { perTest } from '../helpers/per-test.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups } = perTest();
 
 async function pod(options: { console?: boolean; startGuest?: boolean } = {}) {
   const dir: TempDir = createTempDir('kpe');

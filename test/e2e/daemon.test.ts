@@ -1,14 +1,12 @@
 // The real daemon, spawned with the Kata runtime's exact argv, against each kind of guest.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, echoChecked, request, sha256 } from '../helpers/clients.js';
 import { runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
 import { createTempDir } from '../helpers/tmp.js';
 import { GUESTS, type GuestKind } from './guests.js';
+import { perTest } from '../helpers/per-test.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups } = perTest();
 
 async function pod(kind: GuestKind) {
   const dir = createTempDir('kpe');

@@ -1,16 +1,14 @@
 // Signals and exit statuses of the real binary.
 import { spawnSync } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { connect, echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
 import { parseLogfmt } from '../helpers/logfmt.js';
 import { createTempDir } from '../helpers/tmp.js';
+import { perTest } from '../helpers/per-test.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups } = perTest();
 
 async function pod() {
   const dir = createTempDir('kpx');

@@ -1,15 +1,13 @@
 // sd_notify from the real daemon to a notify socket the test binds itself.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 import { createTempDir } from '../helpers/tmp.js';
+import { perTest } from '../helpers/per-test.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups } = perTest();
 
 async function setup(address: (dir: ReturnType<typeof createTempDir>) => string, env: NodeJS.ProcessEnv = {}) {
   const dir = createTempDir('kpn');

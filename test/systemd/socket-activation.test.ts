@@ -3,11 +3,12 @@
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv } from '../helpers/daemon.js';
 import { createTempDir } from '../helpers/tmp.js';
+import { perTest } from '../helpers/per-test.js';
 
 const TOOL = (() => {
   try {
@@ -18,10 +19,7 @@ const TOOL = (() => {
 })();
 if (!TOOL) console.warn('[systemd] systemd-socket-activate not found (apt install systemd): skipping');
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups } = perTest();
 
 describe.skipIf(!TOOL)('socket activation', () => {
   it('serves the inherited socket; connections made before the daemon runs are answered', async () => {

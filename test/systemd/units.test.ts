@@ -2,18 +2,16 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { installUnits } from '../../src/systemd/install-units.js';
 import { BIN } from '../helpers/daemon.js';
 import { createTempDir } from '../helpers/tmp.js';
+import { perTest } from '../helpers/per-test.js';
 
 const HAVE_ANALYZE = spawnSync('systemd-analyze', ['--version']).status === 0;
 if (!HAVE_ANALYZE) console.warn('[systemd] systemd-analyze not found (apt install systemd): skipping unit checks');
 
-const cleanups: (() => unknown)[] = [];
-afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
-});
+const { cleanups } = perTest();
 
 function instantiated(): string {
   const dir = createTempDir('kpu');

@@ -1,27 +1,20 @@
 // Many concurrent streams, 0 B to 16 MiB, every byte checked by sha256, against hashicorp/yamux
 // in both roles, and again through the re-chunking relay.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Session } from '../../src/yamux/index.js';
 import { prng, testSizes } from '../helpers/data.js';
 import { LinkChecker } from '../helpers/frames.js';
 import { findGoPeer, runGoPeer, startGoPeer, type GoPeer } from '../helpers/go-peer.js';
 import { startRechunkRelay } from '../helpers/rechunk-relay.js';
 import { echoExchange, sinkExchange, sourceExchange, type ServiceReport } from '../helpers/services.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { connectSession, listenSessions, ourServerBehindCheckedRelay, serviceOptions } from '../helpers/yamux-sessions.js';
+import { perTest } from '../helpers/per-test.js';
 
 const GO_PEER = await findGoPeer();
 const MiB = 1024 * 1024;
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kpb');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kpb');
+const { cleanups } = fx;
 
 /** Runs `sizes.length` exchanges at once on `session`, cycling echo / sink / source. */
 async function runExchanges(session: Session, sizes: number[], seed: number): Promise<number> {
@@ -49,7 +42,7 @@ describe.skipIf(!GO_PEER)('bulk interop with hashicorp/yamux', () => {
   const bin = GO_PEER!;
 
   it('our client, Go server: 120 concurrent streams of 0 B..16 MiB', async () => {
-    const path = tmp.socket('go');
+    const path = fx.tmp.socket('go');
     const go = await startGoPeer(bin, ['serve', '-listen', path]);
     cleanups.push(() => go.stop());
     const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });
@@ -66,7 +59,7 @@ describe.skipIf(!GO_PEER)('bulk interop with hashicorp/yamux', () => {
   }, 60_000);
 
   it('Go client, our server: 120 concurrent streams of 0 B..16 MiB', async () => {
-    const path = tmp.socket('ts');
+    const path = fx.tmp.socket('ts');
     const reports: ServiceReport[] = [];
     const listener = await listenSessions(path, serviceOptions('server', reports));
     cleanups.push(() => listener.close());
@@ -86,12 +79,12 @@ describe.skipIf(!GO_PEER)('bulk interop with hashicorp/yamux', () => {
   }, 60_000);
 
   it('our client, Go server, through the re-chunking relay (1..7-byte pieces)', async () => {
-    const goPath = tmp.socket('go');
+    const goPath = fx.tmp.socket('go');
     const go = await startGoPeer(bin, ['serve', '-listen', goPath]);
     cleanups.push(() => go.stop());
     const checker = new LinkChecker();
     const relay = await startRechunkRelay({
-      listenPath: tmp.socket('relay'),
+      listenPath: fx.tmp.socket('relay'),
       targetPath: goPath,
       tap: (from, chunk) => checker.observe(from, chunk),
     });
@@ -108,7 +101,7 @@ describe.skipIf(!GO_PEER)('bulk interop with hashicorp/yamux', () => {
   }, 60_000);
 
   it('Go client, our server, through the re-chunking relay', async () => {
-    const { relayPath, reports, checker } = await ourServerBehindCheckedRelay((n) => tmp.socket(n), cleanups, { seed: 99 });
+    const { relayPath, reports, checker } = await ourServerBehindCheckedRelay((n) => fx.tmp.socket(n), cleanups, { seed: 99 });
     const { code, events, peer } = await runGoPeer(bin, [
       'load', '-connect', relayPath, '-streams', '100', '-big', '1', '-big-size', '300000',
       '-max-size', '3000', '-workload', 'mixed', '-seed', '8',

@@ -1,25 +1,18 @@
 // Flow control against hashicorp/yamux: a slow reader on either side stalls its writer at the
 // window while the other streams keep flowing, and nothing piles up beyond the window.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Session, Stream } from '../../src/yamux/index.js';
 import { sourceDigest, testSizes } from '../helpers/data.js';
 import { findGoPeer, startGoPeer, type GoPeer } from '../helpers/go-peer.js';
 import { ByteReader, echoExchange, sinkExchange, writeChunk } from '../helpers/services.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { connectSession, waitUntil } from '../helpers/yamux-sessions.js';
+import { perTest } from '../helpers/per-test.js';
 
 const GO_PEER = await findGoPeer();
 const WINDOW = 256 * 1024;
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kpf');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kpf');
+const { cleanups } = fx;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -34,7 +27,7 @@ describe.skipIf(!GO_PEER)('flow control with hashicorp/yamux', () => {
   let session: Session;
 
   beforeEach(async () => {
-    const path = tmp.socket('go');
+    const path = fx.tmp.socket('go');
     go = await startGoPeer(GO_PEER!, ['serve', '-listen', path]);
     cleanups.push(() => go.stop());
     session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });
@@ -106,7 +99,7 @@ describe.skipIf(!GO_PEER)('windows above 256 KiB with hashicorp/yamux', () => {
   const MiB = 1024 * 1024;
 
   it('ours (1 MiB, announced with the SYN): hashicorp sends exactly 1 MiB before our reader moves', async () => {
-    const path = tmp.socket('go');
+    const path = fx.tmp.socket('go');
     const go = await startGoPeer(GO_PEER!, ['serve', '-listen', path]);
     cleanups.push(() => go.stop());
     const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false, maxStreamWindowSize: MiB } });
@@ -123,7 +116,7 @@ describe.skipIf(!GO_PEER)('windows above 256 KiB with hashicorp/yamux', () => {
   });
 
   it('hashicorp\'s (MaxStreamWindowSize 1 MiB, announced with the ACK): we send exactly 1 MiB to a non-reader', async () => {
-    const path = tmp.socket('go');
+    const path = fx.tmp.socket('go');
     const go = await startGoPeer(GO_PEER!, ['serve', '-listen', path, '-window', String(MiB)]);
     cleanups.push(() => go.stop());
     const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });

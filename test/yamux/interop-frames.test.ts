@@ -1,24 +1,17 @@
 // Frame by frame: for the same operations our engine must put the same frames on the wire as
 // hashicorp/yamux. Both are captured by the same raw-frame peer and compared as text.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Session } from '../../src/yamux/index.js';
 import { F, RawPeer, T, dataFrame, describeFrame, encodeFrame, listenRaw, windowUpdate, type RawFrame } from '../helpers/frames.js';
 import { findGoPeer, runGoPeer, startGoPeer } from '../helpers/go-peer.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { connectSession, listenSessions, serviceOptions } from '../helpers/yamux-sessions.js';
 import type { ServiceReport } from '../helpers/services.js';
+import { perTest } from '../helpers/per-test.js';
 
 const GO_PEER = await findGoPeer();
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kpc');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kpc');
+const { cleanups } = fx;
 
 const text = (frames: RawFrame[]) => frames.map((f) => describeFrame(f));
 /** Ping values are opaque (spec): compare them as "<n>" but keep request/answer pairing. */
@@ -28,7 +21,7 @@ const normalisePings = (lines: string[]) => lines.map((l) => l.replace(/^(Ping \
 type ServerKind = 'go' | 'ts';
 
 async function startServer(kind: ServerKind, args: string[] = [], sessionOpts: Partial<ConstructorParameters<typeof Session>[1]> = {}) {
-  const path = tmp.socket(kind);
+  const path = fx.tmp.socket(kind);
   if (kind === 'go') {
     const go = await startGoPeer(GO_PEER!, ['serve', '-listen', path, ...args]);
     cleanups.push(() => go.stop());
@@ -49,7 +42,7 @@ async function rawClient(path: string): Promise<RawPeer> {
 describe.skipIf(!GO_PEER)('frame-by-frame comparison with hashicorp/yamux', () => {
   it('client: open, write "hello", close, ping', async () => {
     // hashicorp: the Go peer's record command against a raw listener.
-    const goPath = tmp.socket('rawgo');
+    const goPath = fx.tmp.socket('rawgo');
     const rawGo = await listenRaw(goPath);
     cleanups.push(() => rawGo.close());
     const run = runGoPeer(GO_PEER!, ['record', '-connect', goPath], 10_000);
@@ -58,7 +51,7 @@ describe.skipIf(!GO_PEER)('frame-by-frame comparison with hashicorp/yamux', () =
     expect(code).toBe(0);
     await goPeer.ended;
     // ours, against the same kind of listener.
-    const tsPath = tmp.socket('rawts');
+    const tsPath = fx.tmp.socket('rawts');
     const rawTs = await listenRaw(tsPath);
     cleanups.push(() => rawTs.close());
     const session = await connectSession(tsPath, { role: 'client', config: { enableKeepAlive: false } });
@@ -133,7 +126,7 @@ describe.skipIf(!GO_PEER)('frame-by-frame comparison with hashicorp/yamux', () =
   }
 
   it('our reset() is the frame hashicorp uses for RST: WindowUpdate RST, delta 0', async () => {
-    const path = tmp.socket('raw');
+    const path = fx.tmp.socket('raw');
     const raw = await listenRaw(path);
     cleanups.push(() => raw.close());
     const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });

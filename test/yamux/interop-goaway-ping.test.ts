@@ -1,26 +1,19 @@
 // GoAway both ways and ping RTT both ways with hashicorp/yamux.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GoAwayCode, GoAwayError, type Stream } from '../../src/yamux/index.js';
 import { findGoPeer, runGoPeer, startGoPeer } from '../helpers/go-peer.js';
 import { echoExchange, serveService, sinkExchange, type ServiceReport } from '../helpers/services.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { connectSession, listenSessions, serviceOptions, waitUntil } from '../helpers/yamux-sessions.js';
+import { perTest } from '../helpers/per-test.js';
 
 const GO_PEER = await findGoPeer();
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kpg');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kpg');
+const { cleanups } = fx;
 
 describe.skipIf(!GO_PEER)('GoAway with hashicorp/yamux', () => {
   it('Go sends GoAway: we open nothing new, the live stream finishes', async () => {
-    const path = tmp.socket('go');
+    const path = fx.tmp.socket('go');
     const go = await startGoPeer(GO_PEER!, ['serve', '-listen', path]);
     cleanups.push(() => go.stop());
     const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });
@@ -41,7 +34,7 @@ describe.skipIf(!GO_PEER)('GoAway with hashicorp/yamux', () => {
   });
 
   it('Go sends GoAway after accepting its first stream (-goaway-after 1)', async () => {
-    const path = tmp.socket('go');
+    const path = fx.tmp.socket('go');
     const go = await startGoPeer(GO_PEER!, ['serve', '-listen', path, '-goaway-after', '1']);
     cleanups.push(() => go.stop());
     const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });
@@ -53,7 +46,7 @@ describe.skipIf(!GO_PEER)('GoAway with hashicorp/yamux', () => {
   });
 
   it('we send GoAway: the Go side cannot open more, its live stream finishes', async () => {
-    const path = tmp.socket('ts');
+    const path = fx.tmp.socket('ts');
     const reports: ServiceReport[] = [];
     let inbound: Stream | null = null;
     const listener = await listenSessions(path, {
@@ -84,7 +77,7 @@ describe.skipIf(!GO_PEER)('GoAway with hashicorp/yamux', () => {
 
 describe.skipIf(!GO_PEER)('GoAway from a Go client', () => {
   it('sent mid-workload: its streams all finish, we cannot open towards it', async () => {
-    const path = tmp.socket('ts');
+    const path = fx.tmp.socket('ts');
     const reports: ServiceReport[] = [];
     const listener = await listenSessions(path, serviceOptions('server', reports));
     cleanups.push(() => listener.close());
@@ -117,7 +110,7 @@ describe.skipIf(!GO_PEER)('GoAway from a Go client', () => {
 
 describe.skipIf(!GO_PEER)('ping with hashicorp/yamux', () => {
   it('we ping the Go side', async () => {
-    const path = tmp.socket('go');
+    const path = fx.tmp.socket('go');
     const go = await startGoPeer(GO_PEER!, ['serve', '-listen', path]);
     cleanups.push(() => go.stop());
     const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });
@@ -133,7 +126,7 @@ describe.skipIf(!GO_PEER)('ping with hashicorp/yamux', () => {
   });
 
   it('the Go side pings us and gets every answer', async () => {
-    const path = tmp.socket('ts');
+    const path = fx.tmp.socket('ts');
     const listener = await listenSessions(path, serviceOptions('server', []));
     cleanups.push(() => listener.close());
     const { code, events, peer } = await runGoPeer(GO_PEER!, ['ping', '-connect', path, '-count', '5'], 20_000);

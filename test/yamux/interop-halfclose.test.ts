@@ -1,27 +1,20 @@
 // Half-close against hashicorp/yamux: whoever sends FIN first can still read what the other
 // side sends afterwards. (hashicorp df201c7 itself cannot read after its own Close(): the Go
 // peer's fin-first service works around that, see main.go.)
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Session } from '../../src/yamux/index.js';
 import { sourceDigest } from '../helpers/data.js';
 import { findGoPeer, runGoPeer, startGoPeer, type GoPeer } from '../helpers/go-peer.js';
 import { ByteReader, endStream, writeChunk, writeSource, type ServiceReport } from '../helpers/services.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { connectSession, listenSessions, serviceOptions, waitUntil } from '../helpers/yamux-sessions.js';
 import { F, LinkChecker } from '../helpers/frames.js';
 import { startRechunkRelay } from '../helpers/rechunk-relay.js';
+import { perTest } from '../helpers/per-test.js';
 
 const GO_PEER = await findGoPeer();
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kph');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kph');
+const { cleanups } = fx;
 
 describe.skipIf(!GO_PEER)('half-close with hashicorp/yamux', () => {
   const bin = GO_PEER!;
@@ -29,7 +22,7 @@ describe.skipIf(!GO_PEER)('half-close with hashicorp/yamux', () => {
   let session: Session;
 
   beforeEach(async () => {
-    const path = tmp.socket('go');
+    const path = fx.tmp.socket('go');
     go = await startGoPeer(bin, ['serve', '-listen', path]);
     cleanups.push(() => go.stop());
     session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });
@@ -70,11 +63,11 @@ describe.skipIf(!GO_PEER)('half-close with hashicorp/yamux', () => {
 
   it('hashicorp never ACKs a stream whose FIN came before Accept(): ours still completes', async () => {
     // A second Go peer that accepts only when told.
-    const path = tmp.socket('gohold');
+    const path = fx.tmp.socket('gohold');
     const held = await startGoPeer(bin, ['serve', '-listen', path, '-accept=false']);
     cleanups.push(() => held.stop());
     const checker = new LinkChecker(true);
-    const relay = await startRechunkRelay({ listenPath: tmp.socket('tap'), targetPath: path, rechunk: false, tap: (from, c) => checker.observe(from, c) });
+    const relay = await startRechunkRelay({ listenPath: fx.tmp.socket('tap'), targetPath: path, rechunk: false, tap: (from, c) => checker.observe(from, c) });
     cleanups.push(() => relay.close());
     const s2 = await connectSession(relay.path, { role: 'client', config: { enableKeepAlive: false, streamOpenTimeout: 100 } });
     cleanups.push(() => s2.destroy());
@@ -106,7 +99,7 @@ describe.skipIf(!GO_PEER)('half-close with hashicorp/yamux', () => {
 
 describe.skipIf(!GO_PEER)('half-close with a Go client', () => {
   it('our server ends first (source) and reads the trailer the Go client writes after our FIN', async () => {
-    const path = tmp.socket('ts');
+    const path = fx.tmp.socket('ts');
     const reports: ServiceReport[] = [];
     const listener = await listenSessions(path, serviceOptions('server', reports));
     cleanups.push(() => listener.close());

@@ -5,29 +5,22 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sha256Hex, sourceBytes, sourceDigest } from '../helpers/data.js';
 import { F, LinkChecker, RawPeer, dataFrame, windowUpdate } from '../helpers/frames.js';
 import { findGoPeer, runGoPeer, startGoPeer, type GoPeer } from '../helpers/go-peer.js';
 import { startRechunkRelay, type Relay } from '../helpers/rechunk-relay.js';
 import { echoExchange, serveService, sinkExchange, sourceExchange, type ServiceReport } from '../helpers/services.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
+import { perTest } from '../helpers/per-test.js';
 
 const GO_PEER = await findGoPeer();
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kpi');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kpi');
+const { cleanups } = fx;
 
 describe('test helpers without yamux', () => {
   it('services over a plain socket: echo, sink, source, and reading after our own end()', async () => {
-    const path = tmp.socket('plain');
+    const path = fx.tmp.socket('plain');
     const reports: ServiceReport[] = [];
     const server = net.createServer({ allowHalfOpen: true }, (s) => void serveService(s).then((r) => reports.push(r)));
     server.listen(path);
@@ -94,12 +87,12 @@ describe.skipIf(!GO_PEER)('Go peer (hashicorp/yamux df201c7) against itself', ()
   });
 
   it('load against serve through the re-chunking relay, every frame within the rules', async () => {
-    const serverPath = tmp.socket('go');
+    const serverPath = fx.tmp.socket('go');
     const server: GoPeer = await startGoPeer(bin, ['serve', '-listen', serverPath]);
     cleanups.push(() => server.stop());
     const checker = new LinkChecker();
     const relay: Relay = await startRechunkRelay({
-      listenPath: tmp.socket('relay'),
+      listenPath: fx.tmp.socket('relay'),
       targetPath: serverPath,
       piecesPerTurn: 4,
       tap: (from, chunk) => checker.observe(from, chunk),
@@ -132,7 +125,7 @@ describe.skipIf(!GO_PEER)('Go peer (hashicorp/yamux df201c7) against itself', ()
     ['data beyond the window', [windowUpdate(1, F.SYN), dataFrame(1, Buffer.alloc(256 * 1024 + 1))], /receive window exceeded/],
   ] as const) {
     it(`hashicorp tears the session down on ${what}`, async () => {
-      const path = tmp.socket('go');
+      const path = fx.tmp.socket('go');
       const go = await startGoPeer(bin, ['serve', '-listen', path]);
       cleanups.push(() => go.stop());
       const raw = await RawPeer.connect(path);

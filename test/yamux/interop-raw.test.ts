@@ -1,28 +1,21 @@
 // What the spec allows but hashicorp/yamux never emits, from a raw-frame peer: ACK|FIN in one
 // frame (a stream closed right after it was accepted), data with ACK|FIN, SYN|FIN with data;
 // and a SYN after our GoAway.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Session } from '../../src/yamux/index.js';
 import { F, RawPeer, T, dataFrame, describeFrame, listenRaw, windowUpdate, type RawFrame } from '../helpers/frames.js';
 import { ByteReader, endStream, writeChunk, type ServiceReport } from '../helpers/services.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { connectSession, listenSessions, serviceOptions, waitUntil } from '../helpers/yamux-sessions.js';
+import { perTest } from '../helpers/per-test.js';
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kpw');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kpw');
+const { cleanups } = fx;
 
 const onStream = (peer: RawPeer, id: number) => peer.frames.filter((f) => f.streamId === id).map((f) => describeFrame(f));
 const fins = (frames: RawFrame[], id: number) => frames.filter((f) => f.streamId === id && f.flags & F.FIN).length;
 
 async function clientAgainstRaw(): Promise<{ session: Session; peer: RawPeer }> {
-  const path = tmp.socket('raw');
+  const path = fx.tmp.socket('raw');
   const raw = await listenRaw(path);
   cleanups.push(() => raw.close());
   const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false } });
@@ -69,7 +62,7 @@ describe('raw-frame peer: frames hashicorp/yamux never sends', () => {
   });
 
   it('SYN|FIN with data in one frame: our server serves it and FINs once', async () => {
-    const path = tmp.socket('ts');
+    const path = fx.tmp.socket('ts');
     const reports: ServiceReport[] = [];
     const listener = await listenSessions(path, serviceOptions('server', reports));
     cleanups.push(() => listener.close());
@@ -84,7 +77,7 @@ describe('raw-frame peer: frames hashicorp/yamux never sends', () => {
   });
 
   it('after our GoAway a SYN is answered with RST and the session stays up', async () => {
-    const path = tmp.socket('ts');
+    const path = fx.tmp.socket('ts');
     const listener = await listenSessions(path, serviceOptions('server', []));
     cleanups.push(() => listener.close());
     const peer = await RawPeer.connect(path);

@@ -1,26 +1,19 @@
 // RST both ways with hashicorp/yamux. hashicorp df201c7 has no Stream.Reset(); it sends RST
 // only for a SYN beyond its accept backlog (or after its own GoAway), so that is what we provoke.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StreamResetError } from '../../src/yamux/index.js';
 import { findGoPeer, startGoPeer } from '../helpers/go-peer.js';
 import { ByteReader, echoExchange, writeChunk, writeSource } from '../helpers/services.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { connectSession, waitUntil } from '../helpers/yamux-sessions.js';
+import { perTest } from '../helpers/per-test.js';
 
 const GO_PEER = await findGoPeer();
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kpr');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kpr');
+const { cleanups } = fx;
 
 async function goAndSession(args: string[], rejectInbound = false) {
-  const path = tmp.socket('go');
+  const path = fx.tmp.socket('go');
   const go = await startGoPeer(GO_PEER!, ['serve', '-listen', path, ...args]);
   cleanups.push(() => go.stop());
   const session = await connectSession(path, { role: 'client', config: { enableKeepAlive: false }, rejectInbound });

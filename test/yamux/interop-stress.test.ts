@@ -2,27 +2,20 @@
 // beyond the window. Race end(), writes, resets and the peer's own FIN on many streams, then
 // check that the Go session survived without a complaint and that a LinkChecker watching the
 // wire saw no breach.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StreamResetError, type Session, type Stream } from '../../src/yamux/index.js';
 import { prng, sourceBytes, sourceDigest, sha256Hex } from '../helpers/data.js';
 import { LinkChecker } from '../helpers/frames.js';
 import { findGoPeer, runGoPeer, startGoPeer } from '../helpers/go-peer.js';
 import { startRechunkRelay } from '../helpers/rechunk-relay.js';
 import { ByteReader } from '../helpers/services.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { connectSession, ourServerBehindCheckedRelay } from '../helpers/yamux-sessions.js';
+import { perTest } from '../helpers/per-test.js';
 
 const GO_PEER = await findGoPeer();
 
-let tmp: TempDir;
-const cleanups: (() => unknown)[] = [];
-beforeEach(() => {
-  tmp = createTempDir('kps');
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  tmp.cleanup();
-});
+const fx = perTest('kps');
+const { cleanups } = fx;
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -100,12 +93,12 @@ const scenarios: Record<string, Scenario> = {
 
 describe.skipIf(!GO_PEER)('never a second FIN, never beyond the window (hashicorp/yamux)', () => {
   it('our client: 240 racing streams, the Go session survives and saw nothing wrong', async () => {
-    const goPath = tmp.socket('go');
+    const goPath = fx.tmp.socket('go');
     const go = await startGoPeer(GO_PEER!, ['serve', '-listen', goPath]);
     cleanups.push(() => go.stop());
     const checker = new LinkChecker();
     const relay = await startRechunkRelay({
-      listenPath: tmp.socket('tap'),
+      listenPath: fx.tmp.socket('tap'),
       targetPath: goPath,
       rechunk: false,
       tap: (from, c) => checker.observe(from, c),
@@ -135,7 +128,7 @@ describe.skipIf(!GO_PEER)('never a second FIN, never beyond the window (hashicor
   }, 60_000);
 
   it('our server: a Go client with 300 streams through a tapping relay', async () => {
-    const { relayPath, reports, checker } = await ourServerBehindCheckedRelay((n) => tmp.socket(n), cleanups, { rechunk: false });
+    const { relayPath, reports, checker } = await ourServerBehindCheckedRelay((n) => fx.tmp.socket(n), cleanups, { rechunk: false });
     const { code, events, peer } = await runGoPeer(GO_PEER!, [
       'load', '-connect', relayPath, '-streams', '300', '-max-size', '600000', '-workload', 'mixed', '-seed', '77',
       '-trailer', '3000',
