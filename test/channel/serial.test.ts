@@ -8,15 +8,16 @@ import { openSerialChannel } from '../../src/channel/serial.js';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { spawnDaemon } from '../helpers/daemon.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
+import type { TempDir } from '../helpers/tmp.js';
 import { perTest } from '../helpers/per-test.js';
 
 const HAVE_SOCAT = spawnSync('socat', ['-V']).status === 0;
 if (!HAVE_SOCAT) console.warn('[serial] socat not found (apt install socat): skipping tty tests');
 
-const { cleanups } = perTest();
+const fx = perTest('kps');
+const { cleanups } = fx;
 
-async function ptyPair(dir: TempDir): Promise<{ a: string; b: string; socat: ChildProcess }> {
+async function ptyPair(dir: TempDir = fx.tmp): Promise<{ a: string; b: string; socat: ChildProcess }> {
   const a = dir.file('tty-a');
   const b = dir.file('tty-b');
   const socat = spawn('socat', [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: 'ignore' });
@@ -31,6 +32,18 @@ async function ptyPair(dir: TempDir): Promise<{ a: string; b: string; socat: Chi
     await new Promise((r) => setTimeout(r, 20));
   }
   return { a, b, socat };
+}
+
+/** Both ends of a pty pair opened as serial channels. */
+async function channelPair(): Promise<[Duplex, Duplex]> {
+  const { a, b } = await ptyPair();
+  const left = await openSerialChannel(a, 115200);
+  const right = await openSerialChannel(b, 115200);
+  cleanups.push(() => {
+    left.destroy();
+    right.destroy();
+  });
+  return [left, right];
 }
 
 function collect(stream: Duplex, bytes: number): Promise<Buffer> {
@@ -62,15 +75,7 @@ function step<T>(name: string, promise: Promise<T>, ms = 20_000): Promise<T> {
 
 describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
   it('passes every byte value unchanged in both directions (raw mode)', async () => {
-    const dir = createTempDir('kps');
-    cleanups.push(() => dir.cleanup());
-    const { a, b } = await ptyPair(dir);
-    const left = await openSerialChannel(a, 115200);
-    const right = await openSerialChannel(b, 115200);
-    cleanups.push(() => {
-      left.destroy();
-      right.destroy();
-    });
+    const [left, right] = await channelPair();
     const control = Buffer.from([0x03, 0x04, 0x0a, 0x0d, 0x11, 0x13, 0x1a, 0x1c, 0x7f, 0x00, 0xff]);
     const data = Buffer.concat([control, randomBytes(1 << 20), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
     const gotRight = collect(right, data.length);
@@ -82,15 +87,7 @@ describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
   });
 
   it('a write waiting for room survives reads that wait for data (request/response over the tty)', async () => {
-    const dir = createTempDir('kps');
-    cleanups.push(() => dir.cleanup());
-    const { a, b } = await ptyPair(dir);
-    const client = await openSerialChannel(a, 115200);
-    const echo = await openSerialChannel(b, 115200);
-    cleanups.push(() => {
-      client.destroy();
-      echo.destroy();
-    });
+    const [client, echo] = await channelPair();
     echo.on('data', (c: Buffer) => echo.write(c));
     // Each block is far larger than the tty buffers, and the next one only goes out once the
     // whole echo came back: a write left waiting with nothing more to read would hang here.
@@ -103,9 +100,8 @@ describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
   });
 
   it('the daemon carries concurrent checksummed streams through the tty to a yamux guest', async () => {
-    const dir = createTempDir('kps');
-    cleanups.push(() => dir.cleanup());
-    const { a, b, socat } = await ptyPair(dir);
+    const dir = fx.tmp;
+    const { a, b, socat } = await ptyPair();
     const guest = new SimulatedGuest({ muxSocket: dir.socket('unused') });
     const guestEnd = await openSerialChannel(b, 115200);
     const guestSession = guest.serveChannel(guestEnd);
