@@ -3,19 +3,17 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectWithRetry } from '../../src/channel/unix-socket.js';
 import { listenOnPath, ListenSocketError } from '../../src/proxy/listener.js';
 import { Proxy } from '../../src/proxy/proxy.js';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { connect, echoChecked, request, sha256 } from '../helpers/clients.js';
 import { until } from '../helpers/yamux-pair.js';
+import { perTest } from '../helpers/per-test.js';
 
 const silent = pino({ level: 'silent' });
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { cleanups } = perTest();
 
 function tempDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kp-'));
@@ -133,6 +131,33 @@ describe('Proxy (in process, real sockets, simulated guest)', () => {
     await proxy.stop();
     expect((await proxy.whenEnded()).reason).toBe('stopped');
     await closed;
+  });
+
+  it('several pods in one process stay apart: traffic, counts and the end of one guest', async () => {
+    const pods = await Promise.all([podWithGuest(), podWithGuest(), podWithGuest()]);
+    await Promise.all(pods.map((p) => p.proxy.start()));
+    const perPod = [30, 50, 70];
+    const results = await Promise.all(
+      pods.flatMap((p, i) => Array.from({ length: perPod[i]! }, (_, k) => echoChecked(p.paths.listen, 1000 + k * 997))),
+    );
+    expect(results.every(Boolean)).toBe(true);
+    expect(pods.map((p) => p.guest.streamsServed)).toEqual(perPod);
+
+    const [a, b, c] = pods as [(typeof pods)[0], (typeof pods)[0], (typeof pods)[0]];
+    const liveOnA = await connect(a.paths.listen);
+    liveOnA.on('error', () => {});
+    liveOnA.write('echo\nstill here');
+    await until(() => a.proxy.streamCount === 1);
+    await b.guest.stop();
+    expect((await b.proxy.whenEnded()).reason).toBe('guest-ended');
+    expect([a.proxy.state, c.proxy.state]).toEqual(['serving', 'serving']);
+    expect(await echoChecked(c.paths.listen, 50_000)).toBe(true);
+    const chunks: Buffer[] = [];
+    liveOnA.on('data', (d: Buffer) => chunks.push(d));
+    const ended = new Promise((resolve) => liveOnA.once('end', resolve));
+    liveOnA.end();
+    await ended;
+    expect(Buffer.concat(chunks).toString()).toBe('still here');
   });
 });
 
