@@ -170,8 +170,17 @@ export function goPeerErrors(peer: Child): string[] {
 
 // ---- Node children -------------------------------------------------------------------------------
 
-export async function startNodeChild(name: string, script: string, args: string[], nodeFlags: string[] = []): Promise<Child> {
-  const proc = spawn(process.execPath, [...nodeFlags, join(BENCH_DIST, script), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+export async function startNodeChild(
+  name: string,
+  script: string,
+  args: string[],
+  nodeFlags: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Child> {
+  const proc = spawn(process.execPath, [...nodeFlags, join(BENCH_DIST, script), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   const child = new Child(name, proc);
   await child.waitFor(isReady);
   return child;

@@ -2,6 +2,7 @@
 // BENCHMARKS.md), PASS/FAIL per target, and the comparison with the previous results.json.
 import type { LatencyPhase } from './latency.js';
 import type { DensityFigures, FlagRow } from './memory.js';
+import type { PodDensity } from './pods.js';
 import type { MemSample } from './proc.js';
 import type { ProfileSummary } from './cpuprofile.js';
 import { ratio, type Summary } from './stats.js';
@@ -26,6 +27,7 @@ export interface Results {
   throughput?: ScenarioResult[];
   latency?: LatencyPhase;
   density?: DensityFigures;
+  pods?: PodDensity;
   peak?: Record<string, MemSample>;
   flags?: FlagRow[];
   profile?: ProfileSummary[];
@@ -205,6 +207,17 @@ export function memoryTable(results: Results): string {
   return table(['daemon (bin/kata-proxy)', 'RSS', 'PSS', 'USS', 'threads'], rows);
 }
 
+export function podsTable(results: Results): string {
+  const p = results.pods!;
+  const rows: string[][] = [['1 pod, idle', mib(p.onePod.rss), mib(p.onePod.pss), mib(p.onePod.uss), String(p.onePod.threads)]];
+  for (const s of p.steps) rows.push([`${s.pods} pods, idle`, mib(s.sample.rss), mib(s.sample.pss), mib(s.sample.uss), String(s.sample.threads)]);
+  const r = p.perPodUssReps;
+  rows.push([`per extra pod (median of ${r.n} steps of +${p.perStep}; USS ${kib(r.min)}–${kib(r.max)})`, kib(p.perPod.rss), kib(p.perPod.pss), kib(p.perPod.uss), '']);
+  const own = results.density?.idle;
+  if (own) rows.push(['one daemon per pod (bin/kata-proxy idle, above)', mib(own.rss), mib(own.pss), mib(own.uss), String(own.threads)]);
+  return table(['pods in one process (bench/pod-host.ts)', 'RSS', 'PSS', 'USS', 'threads'], rows);
+}
+
 export function flagTable(results: Results): string {
   const rows = results.flags ?? [];
   const launcher = rows.find((r) => r.variant === 'launcher');
@@ -274,6 +287,7 @@ export function collectFigures(r: Results): Figure[] {
     addSummary('memory.perConn.rss', r.density.perConnRssReps, 'B', 'lower');
     add('memory.threads.idle', r.density.idle.threads, '', 'lower');
   }
+  if (r.pods) add('memory.perPod.uss', r.pods.perPod.uss, 'B', 'lower');
   for (const s of r.throughput ?? []) {
     const p = s.peak?.[PROXY];
     if (p) add(`memory.peak.${s.dir}x${s.streams}.rss`, p.rss, 'B', 'lower');
@@ -377,6 +391,12 @@ export function render(r: Results, previousFound: boolean): string {
       ? `\n\nRSS counts every page the daemon touches; PSS divides shared pages (the node binary) among the ${r.density.nodeProcesses} node processes running when it was sampled; USS is the daemon's private memory (what one more pod adds at least).`
       : '';
     parts.push(`## Memory and threads\n\n${memoryTable(r)}${note}`);
+  }
+  if (r.pods) {
+    const errors = r.pods.errors.length > 0 ? `\n\n${r.pods.errors.length} pods failed their exchange: ${r.pods.errors.slice(0, 3).join('; ')}` : '';
+    parts.push(
+      `## Pods in one process\n\n${podsTable(r)}\n\nEach pod: its own listen socket, guest channel, yamux session, 1 s heartbeat and child logger; one exchange through every pod before sampling.${errors}`,
+    );
   }
   if (r.flags) {
     parts.push(

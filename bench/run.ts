@@ -5,7 +5,7 @@
 //
 // Options: --quick (fewer/smaller repetitions, for trying things out; results are not written
 // unless --out is given), --profile (also CPU-profile the daemon), --only=throughput,latency,
-// memory,flags, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
+// memory,pods,flags, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
 // with a change applied: its bin/kata-proxy becomes one more path, "proxy B → Go", measured
 // side by side with this tree's), --paths=plain,engine,proxy,proxy-sim,proxy-b, --dirs=up,down,echo,
 // --streams=1,64 (subsets, for experiments).
@@ -15,6 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { runLatency, type LatencyOptions } from './latency.js';
 import { measureDensity, measureFlags } from './memory.js';
+import { measurePods } from './pods.js';
 import {
   buildGoPeer,
   goGoBench,
@@ -58,7 +59,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const get = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-  const only = new Set((get('only') ?? 'throughput,latency,memory,flags').split(','));
+  const only = new Set((get('only') ?? 'throughput,latency,memory,pods,flags').split(','));
   if (argv.includes('--profile')) only.add('profile');
   const defaultOut = join(REPO_ROOT, 'bench', 'results.json');
   const out = argv.includes('--no-write') ? null : (get('out') ?? (quick ? null : defaultOut));
@@ -173,6 +174,17 @@ async function main(): Promise<void> {
       log(
         `  idle RSS ${(d.idle.rss / MiB).toFixed(1)} MiB, PSS ${(d.idle.pss / MiB).toFixed(1)} MiB, USS ${(d.idle.uss / MiB).toFixed(1)} MiB, ${d.idle.threads} threads; ` +
           `${d.opened} conns: +${(d.perConn.rss / 1024).toFixed(1)} KiB RSS each, ${d.withConns.threads} threads`,
+      );
+    }
+    if (o.only.has('pods')) {
+      const [steps, perStep] = o.quick ? [2, 20] : [3, 100];
+      log(`\n# pods in one process: 1 pod, then ${steps} × ${perStep} more, each against its own simulated guest`);
+      results.pods = await measurePods(sock('pods'), client, steps, perStep);
+      const p = results.pods;
+      const last = p.steps.at(-1)!;
+      log(
+        `  1 pod: USS ${(p.onePod.uss / MiB).toFixed(1)} MiB; ${last.pods} pods: USS ${(last.sample.uss / MiB).toFixed(1)} MiB, ${last.sample.threads} threads; ` +
+          `+${(p.perPod.uss / 1024).toFixed(1)} KiB USS per pod${p.errors.length ? `; ! ${p.errors.slice(0, 3).join('; ')}` : ''}`,
       );
     }
     const proxySim = await startDaemon({ listen: sock('proxy-sim.sock'), mux: sock('sim.sock'), sandbox: 'bench-sim' });

@@ -21,7 +21,7 @@ describe.skipIf(!goPeer)('bench (quick run)', () => {
   it('measures every path with no transfer errors and writes its results', async () => {
     const dir = createTempDir('bench');
     const out = dir.file('results.json');
-    const args = ['--quick', '--only=throughput,latency', '--streams=1,64', `--out=${out}`];
+    const args = ['--quick', '--only=throughput,latency,pods', '--streams=1,64', `--out=${out}`];
     await new Promise<void>((resolve, reject) => {
       execFile('node', [join(REPO_ROOT, 'dist', 'bench', 'run.js'), ...args], { timeout: 120_000 }, (err, stdout, stderr) =>
         err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(),
@@ -30,6 +30,7 @@ describe.skipIf(!goPeer)('bench (quick run)', () => {
     const results = JSON.parse(readFileSync(out, 'utf8')) as {
       throughput: ScenarioResult[];
       latency: { storm: Record<string, { served: number; attempted: number; refused: number }> };
+      pods: { errors: string[]; steps: { pods: number }[]; perPod: { uss: number } };
       targets: unknown[];
     };
     expect(results.throughput.map((s) => `${s.dir}x${s.streams}`)).toEqual(['upx1', 'downx1', 'echox1', 'upx64', 'downx64', 'echox64']);
@@ -43,6 +44,9 @@ describe.skipIf(!goPeer)('bench (quick run)', () => {
     for (const [path, storm] of Object.entries(results.latency.storm)) {
       expect({ path, served: storm.served, refused: storm.refused }).toEqual({ path, served: storm.attempted, refused: 0 });
     }
+    expect(results.pods.errors).toEqual([]);
+    expect(results.pods.steps.map((s) => s.pods)).toEqual([21, 41]);
+    expect(results.pods.perPod.uss).toBeGreaterThan(0);
     expect(results.targets.length).toBeGreaterThan(0);
     dir.cleanup();
   }, 180_000);
