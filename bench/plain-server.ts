@@ -4,6 +4,7 @@
 // Prints {"event":"ready"} once listening; exits on SIGTERM or when stdin closes.
 import { rmSync } from 'node:fs';
 import net from 'node:net';
+import { closeServer, readyUntilTold } from './child-lifecycle.js';
 import { serveStream } from '../src/sim/services.js';
 
 const path = process.argv[2];
@@ -13,10 +14,4 @@ if (!path) {
 }
 rmSync(path, { force: true });
 const server = net.createServer({ allowHalfOpen: true }, (socket) => serveStream(socket));
-server.listen(path, () => process.stdout.write(`${JSON.stringify({ event: 'ready', pid: process.pid })}\n`));
-const quit = () => {
-  setTimeout(() => process.exit(0), 200).unref();
-  server.close(() => process.exit(0));
-};
-process.on('SIGTERM', quit);
-process.stdin.on('end', quit).resume();
+server.listen(path, () => readyUntilTold(() => closeServer(server), 200));

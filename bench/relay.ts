@@ -5,6 +5,7 @@
 // Prints {"event":"ready"} once listening; exits on SIGTERM or when stdin closes.
 import { rmSync } from 'node:fs';
 import net from 'node:net';
+import { closeServer, readyUntilTold } from './child-lifecycle.js';
 
 const [listen, upstream] = process.argv.slice(2);
 if (!listen || !upstream) {
@@ -19,10 +20,4 @@ const server = net.createServer({ allowHalfOpen: true }, (client) => {
   client.on('error', () => up.destroy());
   up.on('error', () => client.destroy());
 });
-server.listen(listen, () => process.stdout.write(`${JSON.stringify({ event: 'ready', pid: process.pid })}\n`));
-const quit = () => {
-  setTimeout(() => process.exit(0), 200).unref();
-  server.close(() => process.exit(0));
-};
-process.on('SIGTERM', quit);
-process.stdin.on('end', quit).resume();
+server.listen(listen, () => readyUntilTold(() => closeServer(server), 200));

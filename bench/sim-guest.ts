@@ -3,6 +3,7 @@
 //   node dist/bench/sim-guest.js <mux socket path> [more paths...]
 // Prints {"event":"ready"} once all are listening; exits on SIGTERM or when stdin closes.
 import { SimulatedGuest } from '../src/sim/guest.js';
+import { readyUntilTold } from './child-lifecycle.js';
 
 const muxSockets = process.argv.slice(2);
 if (muxSockets.length === 0) {
@@ -11,10 +12,4 @@ if (muxSockets.length === 0) {
 }
 const guests = muxSockets.map((muxSocket) => new SimulatedGuest({ muxSocket }));
 await Promise.all(guests.map((g) => g.start()));
-process.stdout.write(`${JSON.stringify({ event: 'ready', pid: process.pid })}\n`);
-const quit = () => {
-  setTimeout(() => process.exit(0), 500).unref();
-  void Promise.all(guests.map((g) => g.stop())).then(() => process.exit(0));
-};
-process.on('SIGTERM', quit);
-process.stdin.on('end', quit).resume();
+readyUntilTold(() => Promise.all(guests.map((g) => g.stop())));

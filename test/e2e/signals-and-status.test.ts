@@ -1,22 +1,17 @@
 // Signals and exit statuses of the real binary.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { SimulatedGuest } from '../../src/sim/guest.js';
 import { connect, echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
 import { parseLogfmt } from '../helpers/logfmt.js';
 import { createTempDir } from '../helpers/tmp.js';
 import { perTest } from '../helpers/per-test.js';
+import { simPod } from '../helpers/sim-pod.js';
 
 const { cleanups } = perTest();
 
 async function pod() {
-  const dir = createTempDir('kpx');
-  cleanups.push(() => dir.cleanup());
-  const paths = { listen: dir.socket('proxy'), mux: dir.socket('kata'), sandbox: 'sig' };
-  const guest = new SimulatedGuest({ muxSocket: paths.mux });
-  await guest.start();
-  cleanups.push(() => guest.stop());
+  const { paths } = await simPod(cleanups, 'sig');
   const daemon = spawnDaemon(runtimeArgv(paths));
   cleanups.push(() => daemon.stop());
   await daemon.waitForListen(paths.listen);

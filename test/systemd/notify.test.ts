@@ -1,11 +1,11 @@
 // sd_notify from the real daemon to a notify socket the test binds itself.
 import { describe, expect, it } from 'vitest';
-import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 import { createTempDir } from '../helpers/tmp.js';
 import { perTest } from '../helpers/per-test.js';
+import { simPod } from '../helpers/sim-pod.js';
 
 const { cleanups } = perTest();
 
@@ -15,9 +15,7 @@ async function setup(address: (dir: ReturnType<typeof createTempDir>) => string,
   const receiver = new NotifyReceiver(address(dir));
   cleanups.push(() => receiver.close());
   await receiver.ready();
-  const paths = { listen: dir.socket('proxy'), mux: dir.socket('kata'), sandbox: 'notify' };
-  const guest = new SimulatedGuest({ muxSocket: paths.mux });
-  cleanups.push(() => guest.stop());
+  const { paths, guest } = await simPod(cleanups, 'notify', { startGuest: false });
   const daemon = spawnDaemon(runtimeArgv(paths), { NOTIFY_SOCKET: receiver.address, ...env });
   cleanups.push(() => daemon.stop());
   return { paths, receiver, guest, daemon };
@@ -49,12 +47,7 @@ describe('sd_notify', () => {
   });
 
   it('without NOTIFY_SOCKET nothing is sent and the daemon runs as usual', async () => {
-    const dir = createTempDir('kpn');
-    cleanups.push(() => dir.cleanup());
-    const paths = { listen: dir.socket('proxy'), mux: dir.socket('kata'), sandbox: 'plain' };
-    const guest = new SimulatedGuest({ muxSocket: paths.mux });
-    await guest.start();
-    cleanups.push(() => guest.stop());
+    const { paths } = await simPod(cleanups, 'plain');
     const daemon = spawnDaemon(runtimeArgv(paths), { NOTIFY_SOCKET: '' });
     cleanups.push(() => daemon.stop());
     await daemon.waitForListen(paths.listen);

@@ -4,11 +4,10 @@ import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv } from '../helpers/daemon.js';
-import { createTempDir } from '../helpers/tmp.js';
 import { perTest } from '../helpers/per-test.js';
+import { simPod } from '../helpers/sim-pod.js';
 
 const TOOL = (() => {
   try {
@@ -23,12 +22,7 @@ const { cleanups } = perTest();
 
 describe.skipIf(!TOOL)('socket activation', () => {
   it('serves the inherited socket; connections made before the daemon runs are answered', async () => {
-    const dir = createTempDir('kpa');
-    cleanups.push(() => dir.cleanup());
-    const paths = { listen: dir.socket('proxy'), mux: dir.socket('kata'), sandbox: 'activated' };
-    const guest = new SimulatedGuest({ muxSocket: paths.mux });
-    await guest.start();
-    cleanups.push(() => guest.stop());
+    const { paths } = await simPod(cleanups, 'activated');
     const tool = spawn(TOOL, ['-l', paths.listen, '--fdname=proxy', BIN, ...runtimeArgv(paths)], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
