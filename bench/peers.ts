@@ -2,7 +2,7 @@
 // is never the bottleneck), the simulated guest, the plain-socket baseline server, the daemon
 // itself (bin/kata-proxy with the Kata runtime's argv) and the load generator.
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,9 +14,6 @@ import { sleep } from './proc.js';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BENCH_DIST = dirname(fileURLToPath(import.meta.url));
 export const LAUNCHER = join(REPO_ROOT, 'bin', 'kata-proxy');
-const GO_PEER_SRC = join(REPO_ROOT, 'test', 'go-peer', 'main.go');
-const GO_PEER_BIN = join(REPO_ROOT, 'test', 'go-peer', 'bin', 'yamux-peer');
-const GOPATH = '/usr/share/gocode';
 
 // ---- a child process with JSON-line events on stdout -------------------------------------------
 
@@ -96,40 +93,6 @@ export class Child {
 const isReady = (e: Record<string, unknown>) => e.event === 'ready';
 
 // ---- the Go peer -------------------------------------------------------------------------------
-
-function mtime(path: string): number {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return -1;
-  }
-}
-
-/** Builds test/go-peer/bin/yamux-peer the way test/helpers/go-peer.ts does (offline, GOPATH mode). */
-export async function buildGoPeer(): Promise<string> {
-  if (mtime(GO_PEER_BIN) > 0 && mtime(GO_PEER_BIN) >= mtime(GO_PEER_SRC)) return GO_PEER_BIN;
-  if (!existsSync(join(GOPATH, 'src', 'github.com', 'hashicorp', 'yamux'))) {
-    throw new Error(`hashicorp/yamux sources not found under ${GOPATH} (apt install golang-github-hashicorp-yamux-dev)`);
-  }
-  mkdirSync(dirname(GO_PEER_BIN), { recursive: true });
-  const tmp = `${GO_PEER_BIN}.${process.pid}.tmp`;
-  const env = {
-    ...process.env,
-    GO111MODULE: 'off',
-    GOPATH,
-    GOFLAGS: '',
-    CGO_ENABLED: '0',
-    GOCACHE: join(dirname(GO_PEER_BIN), '.gocache'),
-    GOTOOLCHAIN: 'local',
-  };
-  await new Promise<void>((resolvePromise, reject) =>
-    execFile('go', ['build', '-o', tmp, './test/go-peer'], { env, cwd: REPO_ROOT }, (err, _out, stderr) =>
-      err ? reject(new Error(`building the Go peer failed: ${err.message}\n${stderr}`)) : resolvePromise(),
-    ),
-  );
-  renameSync(tmp, GO_PEER_BIN);
-  return GO_PEER_BIN;
-}
 
 export async function startGoPeer(bin: string, listenPath: string): Promise<Child> {
   const proc = spawn(bin, ['serve', '-listen', listenPath], { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { runLatency, type LatencyOptions } from './latency.js';
 import { measureDensity, measureFlags } from './memory.js';
 import { measurePods } from './pods.js';
+import { buildGoPeer } from '../test/go-peer/build.js';
 import {
-  buildGoPeer,
   goGoBench,
   goPeerErrors,
   launcherVariant,

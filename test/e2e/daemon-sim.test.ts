@@ -2,27 +2,16 @@
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { runtimeArgv, spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { parseLogfmt } from '../helpers/logfmt.js';
-import { createTempDir, type TempDir } from '../helpers/tmp.js';
 import { perTest } from '../helpers/per-test.js';
+import { simPod } from '../helpers/sim-pod.js';
 
 const { cleanups } = perTest();
 
 async function pod(options: { console?: boolean; startGuest?: boolean } = {}) {
-  const dir: TempDir = createTempDir('kpe');
-  cleanups.push(() => dir.cleanup());
-  const paths = {
-    listen: dir.socket('proxy'),
-    mux: dir.socket('kata'),
-    console: options.console ? dir.socket('console') : undefined,
-    sandbox: 'e2e-sandbox',
-  };
-  const guest = new SimulatedGuest({ muxSocket: paths.mux, consoleSocket: paths.console });
-  if (options.startGuest !== false) await guest.start();
-  cleanups.push(() => guest.stop());
+  const { dir, paths, guest } = await simPod(cleanups, 'e2e-sandbox', { dirPrefix: 'kpe', ...options });
   const daemon = spawnDaemon(runtimeArgv(paths));
   cleanups.push(() => daemon.stop());
   await daemon.waitForListen(paths.listen);
@@ -64,12 +53,8 @@ describe('kata-proxy daemon: console and logs', () => {
 
 describe('listen socket that already exists', () => {
   it('stale: replaced; live: refused with status 1; not a socket: refused with status 1', async () => {
-    const dir = createTempDir('kpl');
-    cleanups.push(() => dir.cleanup());
-    const mux = dir.socket('kata');
-    const guest = new SimulatedGuest({ muxSocket: mux });
-    await guest.start();
-    cleanups.push(() => guest.stop());
+    const { dir, paths } = await simPod(cleanups, 's', { dirPrefix: 'kpl' });
+    const mux = paths.mux;
 
     const stale = dir.socket('stale');
     const holder = net.createServer().listen(stale);

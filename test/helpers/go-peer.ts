@@ -5,95 +5,15 @@
 // Availability: without `go` (or Debian's golang-github-hashicorp-yamux-dev) findGoPeer()
 // returns null and prints a notice, so suites skip; with KATA_PROXY_REQUIRE_GO_PEER=1 (CI) it
 // throws instead, failing the test file.
-import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const GO_PEER_SRC = join(REPO_ROOT, 'test', 'go-peer', 'main.go');
-export const GO_PEER_BIN_DIR = join(REPO_ROOT, 'test', 'go-peer', 'bin');
-export const GO_PEER_BIN = join(GO_PEER_BIN_DIR, 'yamux-peer');
-const GOPATH = '/usr/share/gocode';
-const HASHICORP_SRC = join(GOPATH, 'src', 'github.com', 'hashicorp', 'yamux');
+import { buildGoPeer } from '../go-peer/build.js';
 
 export function goPeerRequired(): boolean {
   return process.env.KATA_PROXY_REQUIRE_GO_PEER === '1';
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = REPO_ROOT): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    execFile(cmd, args, { env, cwd, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(Object.assign(err, { stderr: String(stderr) }));
-      else resolvePromise(String(stdout));
-    });
-  });
-}
-
-function mtime(path: string): number {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return -1;
-  }
-}
-
-function isFresh(): boolean {
-  return mtime(GO_PEER_BIN) >= mtime(GO_PEER_SRC) && mtime(GO_PEER_BIN) > 0;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Builds test/go-peer/bin/yamux-peer unless it is newer than main.go (offline, GOPATH mode).
- * Test files run in parallel workers, so a mkdir lock keeps it to one build. Throws if `go`
- * or the yamux sources are missing, or the build fails.
- */
-export async function buildGoPeer(): Promise<string> {
-  if (isFresh()) return GO_PEER_BIN;
-  if (!existsSync(HASHICORP_SRC)) {
-    throw new Error(`hashicorp/yamux sources not found at ${HASHICORP_SRC} (apt install golang-github-hashicorp-yamux-dev)`);
-  }
-  mkdirSync(GO_PEER_BIN_DIR, { recursive: true });
-  const lock = join(GO_PEER_BIN_DIR, '.build-lock');
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      if (isFresh()) return GO_PEER_BIN;
-      if (Date.now() - mtime(lock) > 120_000) rmSync(lock, { recursive: true, force: true }); // stale
-      if (Date.now() > deadline) throw new Error('timed out waiting for another go-peer build');
-      await sleep(100);
-    }
-  }
-  try {
-    if (isFresh()) return GO_PEER_BIN;
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      GO111MODULE: 'off',
-      GOPATH,
-      GOFLAGS: '',
-      CGO_ENABLED: '0',
-      GOCACHE: join(GO_PEER_BIN_DIR, '.gocache'),
-      GOTOOLCHAIN: 'local',
-    };
-    const tmp = `${GO_PEER_BIN}.${process.pid}.tmp`;
-    try {
-      await run('go', ['build', '-o', tmp, './test/go-peer'], env);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === 'ENOENT') throw new Error('`go` is not installed (apt install golang-go)');
-      throw new Error(`building the Go peer failed: ${e.message}\n${e.stderr ?? ''}`);
-    }
-    renameSync(tmp, GO_PEER_BIN);
-    return GO_PEER_BIN;
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
+export { REPO_ROOT } from '../go-peer/build.js';
 
 let found: Promise<string | null> | null = null;
 
