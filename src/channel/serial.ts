@@ -39,5 +39,24 @@ export async function openSerialChannel(path: string, baudRate: number, options:
   });
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
   fixSerialPoller(port);
+  closeOnDestroy(port);
   return port;
+}
+
+/**
+ * serialport's stream has no _destroy: destroy() leaves the tty open and its poller armed for the
+ * read in progress, so the event loop never empties and a stopped daemon never exits. Here
+ * destroy() closes the port, and so does the end of the writable side once everything written
+ * has left (a tty has no half-close: a channel whose writer has ended is done).
+ */
+function closeOnDestroy(port: SerialPort): void {
+  port._destroy = (err: Error | null, callback: (err?: Error | null) => void) => {
+    // The binding's own close: the stream's close() would emit a second 'close'.
+    if (!port.isOpen || !port.port) return callback(err);
+    port.port.close().then(
+      () => callback(err),
+      () => callback(err),
+    );
+  };
+  port.once('finish', () => port.destroy());
 }

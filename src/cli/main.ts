@@ -6,6 +6,9 @@ import { ExitStatus } from './exit-status.js';
 import { runDaemon, type DaemonSettings } from './run-daemon.js';
 import { packageVersion } from './version.js';
 
+/** How long after its last record a stopped daemon may take to exit by itself. */
+const EXIT_BACKSTOP_MS = 500;
+
 /** Entry point of bin/kata-proxy. Sets process.exitCode; never forks. */
 export async function main(argv: string[]): Promise<void> {
   const command = parseCommandLine(argv);
@@ -76,6 +79,9 @@ async function daemon(options: DaemonOptions): Promise<ExitStatus> {
     },
   });
   log.info({ status }, 'exiting');
+  // Backstop: whatever a library leaves registered on the event loop (a tty poller, a timer),
+  // a daemon that has stopped must end, or the runtime and systemd are left with a leaked proxy.
+  setTimeout(() => process.exit(status), EXIT_BACKSTOP_MS).unref();
   return status;
 }
 

@@ -6,8 +6,8 @@ import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { openSerialChannel } from '../../src/channel/serial.js';
 import { SimulatedGuest } from '../../src/sim/guest.js';
-import { echoChecked } from '../helpers/clients.js';
-import { spawnDaemon } from '../helpers/daemon.js';
+import { connect, echoChecked } from '../helpers/clients.js';
+import { spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import type { TempDir } from '../helpers/tmp.js';
 import { perTest } from '../helpers/per-test.js';
 
@@ -100,16 +100,7 @@ describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
   });
 
   it('the daemon carries concurrent checksummed streams through the tty to a yamux guest', async () => {
-    const dir = fx.tmp;
-    const { a, b, socat } = await ptyPair();
-    const guest = new SimulatedGuest({ muxSocket: dir.socket('unused') });
-    const guestEnd = await openSerialChannel(b, 115200);
-    const guestSession = guest.serveChannel(guestEnd);
-    cleanups.push(() => guestEnd.destroy());
-    const listen = dir.socket('proxy');
-    const daemon = spawnDaemon(['-listen-socket', `unix://${listen}`, '-mux-device', a, '-baud', '115200', '-sandbox', 'tty', '-log', 'debug']);
-    cleanups.push(() => daemon.stop());
-    await step('daemon listens', daemon.waitForListen(listen));
+    const { daemon, listen, socat, guestSession } = await daemonOverTty();
     const results = await step(
       'echo through the tty',
       Promise.all(Array.from({ length: 16 }, (_, i) => echoChecked(listen, 20_000 + i * 5_000))),
@@ -122,4 +113,63 @@ describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
     socat.kill();
     expect((await step('daemon exits', daemon.exited)).code).toBe(3);
   });
+
+  it('SIGTERM with the tty idle: the tty is closed and the daemon exits 0 right after "exiting"', async () => {
+    const { daemon, listen } = await daemonOverTty();
+    expect(await echoChecked(listen, 10_000)).toBe(true);
+    expect(await stopTimed(daemon)).toEqual({ code: 0, withinASecondOfExiting: true });
+  });
+
+  it('SIGTERM during a transfer over the tty: orderly stop, exit 0 within the drain timeout', async () => {
+    const { daemon, listen } = await daemonOverTty(['-drain-timeout', '2']);
+    const client = await connect(listen);
+    client.write('source 1000000000\n');
+    let received = 0;
+    const flowing = new Promise<void>((resolve) =>
+      client.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > 1 << 20) resolve();
+      }),
+    );
+    // The stream is finished (FIN) or reset by the stop: the client sees its end either way.
+    const clientEnded = new Promise((resolve) => {
+      client.once('end', resolve);
+      client.once('error', resolve);
+    });
+    await step('transfer under way', flowing);
+    const started = Date.now();
+    expect(await stopTimed(daemon)).toEqual({ code: 0, withinASecondOfExiting: true });
+    expect(Date.now() - started).toBeLessThan(2_000 + 1_000);
+    await step('client connection ends', clientEnded, 5_000);
+    client.destroy();
+  });
 });
+
+/** A simulated guest on one end of a pty pair, the real daemon with -mux-device on the other. */
+async function daemonOverTty(extraArgs: string[] = []) {
+  const dir = fx.tmp;
+  const { a, b, socat } = await ptyPair();
+  const guest = new SimulatedGuest({ muxSocket: dir.socket('unused') });
+  const guestEnd = await openSerialChannel(b, 115200);
+  const guestSession = guest.serveChannel(guestEnd);
+  cleanups.push(() => guestEnd.destroy());
+  const listen = dir.socket('proxy');
+  const daemon = spawnDaemon([
+    '-listen-socket', `unix://${listen}`, '-mux-device', a, '-baud', '115200', '-sandbox', 'tty', '-log', 'debug', ...extraArgs,
+  ]);
+  cleanups.push(() => daemon.stop());
+  await step('daemon listens', daemon.waitForListen(listen));
+  return { daemon, listen, socat, guestSession };
+}
+
+/** SIGTERM, then the exit status and whether the process was gone within 1 s of its "exiting" record. */
+async function stopTimed(daemon: Daemon): Promise<{ code: number | null; withinASecondOfExiting: boolean }> {
+  let exitingAt = 0;
+  const exitingLogged = daemon.waitForLine((line) => line.includes('"msg":"exiting"') || line.includes('msg=exiting'), 15_000);
+  void exitingLogged.then(() => (exitingAt = Date.now()), () => {});
+  daemon.proc.kill('SIGTERM');
+  const { code } = await step('daemon exits after SIGTERM', daemon.exited, 15_000);
+  const exitedAt = Date.now();
+  await exitingLogged;
+  return { code, withinASecondOfExiting: exitingAt > 0 && exitedAt - exitingAt < 1_000 };
+}

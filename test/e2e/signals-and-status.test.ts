@@ -1,8 +1,10 @@
 // Signals and exit statuses of the real binary.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, echoChecked } from '../helpers/clients.js';
-import { BIN, runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
+import { BIN, Daemon, runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
 import { parseLogfmt } from '../helpers/logfmt.js';
 import { createTempDir } from '../helpers/tmp.js';
 import { perTest } from '../helpers/per-test.js';
@@ -43,6 +45,22 @@ describe('signals', () => {
     expect(session.memory).toMatch(/rss/);
     expect(await echoChecked(paths.listen, 10_000)).toBe(true);
     for (const c of clients) c.destroy();
+  });
+
+  it('a handle left on the event loop does not keep a stopped daemon alive (exit backstop)', async () => {
+    const { paths } = await simPod(cleanups, 'leak');
+    // A ref'd timer loaded before the daemon stands for a library that leaves a handle open.
+    const leak = join(paths.listen, '..', 'leak.mjs');
+    writeFileSync(leak, 'setInterval(() => {}, 60_000);\n');
+    const daemon = new Daemon(spawn(process.execPath, ['--import', leak, BIN, ...runtimeArgv(paths)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    cleanups.push(() => daemon.stop());
+    await daemon.waitForListen(paths.listen);
+    daemon.proc.kill('SIGTERM');
+    await daemon.waitForLine((l) => l.includes('msg=exiting'));
+    const exitingAt = Date.now();
+    const { code } = await daemon.exited;
+    expect(code).toBe(0);
+    expect(Date.now() - exitingAt).toBeLessThan(1_000);
   });
 
   it('SIGINT stops cleanly with status 0', async () => {
