@@ -4,19 +4,31 @@ export interface ProxyDiagnostics {
   state: string;
   clients: number;
   connectionsServed: number;
+  /** Clients closed at once: the guest had sent GoAway, or no stream could be opened. */
+  clientsRefused: number;
   session: SessionStats | null;
   streams: StreamStats[];
   memory: NodeJS.MemoryUsage;
 }
 
 /** The SIGUSR1 dump: one record for the session, one per stream, plus memory figures. */
-export function diagnostics(state: string, session: Session | null, clients: number, served: number): ProxyDiagnostics {
+export function diagnostics(
+  state: string,
+  session: Session | null,
+  clients: number,
+  served: number,
+  refused: number,
+): ProxyDiagnostics {
   return {
     state,
     clients,
     connectionsServed: served,
+    clientsRefused: refused,
     session: session?.stats() ?? null,
     streams: session?.streamStats() ?? [],
-    memory: process.memoryUsage(),
+    // Read only when used (the SIGUSR1 dump): a host lists a thousand pods at once.
+    get memory() {
+      return process.memoryUsage();
+    },
   };
 }

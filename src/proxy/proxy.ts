@@ -2,10 +2,11 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { GoAwayCode, Session, type YamuxLogger } from '../yamux/index.js';
+import { GoAwayCode, GoAwayError, PEER_DRIVEN_MESSAGES, Session, type YamuxLogger } from '../yamux/index.js';
 import { Bridge } from './bridge.js';
 import { diagnostics, type ProxyDiagnostics } from './diagnostics.js';
 import { Heartbeat } from './heartbeat.js';
+import { LogThrottle } from './log-throttle.js';
 
 export interface ProxyOptions {
   /** The listen socket, already listening (created early so clients queue while the guest boots). */
@@ -20,6 +21,9 @@ export interface ProxyOptions {
 }
 
 export type ProxyState = 'new' | 'connecting' | 'serving' | 'stopping' | 'stopped';
+
+/** The agent never opens streams toward the host: a guest that opens more than this is hostile. */
+const MAX_GUEST_OPENED_STREAMS = 64;
 
 /** Why the proxy ended, for the exit status. */
 export type ProxyEnd = { reason: 'stopped' } | { reason: 'guest-ended'; error?: Error } | { reason: 'failed'; error: Error };
@@ -40,8 +44,12 @@ export class Proxy extends EventEmitter {
   private readonly heartbeat: Heartbeat;
   private readonly log: Logger;
   private readonly yamuxLog: Logger;
+  /** Lines a guest can repeat at will are aggregated here, per pod. */
+  private readonly throttle = new LogThrottle();
   private ended: ProxyEnd | null = null;
   private served = 0;
+  private refused = 0;
+  private guestGoAway: GoAwayCode | null = null;
 
   constructor(private readonly options: ProxyOptions) {
     super();
@@ -79,6 +87,7 @@ export class Proxy extends EventEmitter {
     const session = new Session(channel, {
       role: 'client',
       rejectInbound: true, // the agent never opens streams toward the host
+      maxRejectedStreams: MAX_GUEST_OPENED_STREAMS,
       config: {
         enableKeepAlive: false,
         // A paused VM stops reading for minutes: back-pressure holds the writers, nothing times out.
@@ -121,7 +130,7 @@ export class Proxy extends EventEmitter {
   }
 
   diagnostics(): ProxyDiagnostics {
-    return diagnostics(this.state, this.session, this.clientCount, this.served);
+    return diagnostics(this.state, this.session, this.clientCount, this.served, this.refused);
   }
 
   whenEnded(): Promise<ProxyEnd> {
@@ -129,10 +138,14 @@ export class Proxy extends EventEmitter {
     return new Promise((resolve) => this.once('end', resolve));
   }
 
-  private readonly yamuxLogger: YamuxLogger = (level, msg, fields) => this.yamuxLog[level](fields ?? {}, msg);
+  private readonly yamuxLogger: YamuxLogger = (level, msg, fields) => {
+    if (PEER_DRIVEN_MESSAGES.has(msg)) this.throttle.write(this.yamuxLog, level, msg, fields);
+    else this.yamuxLog[level](fields ?? {}, msg);
+  };
 
   private readonly onConnection = (client: net.Socket): void => {
-    if (this.state === 'serving') this.serve(client);
+    if (this.state === 'serving' && this.guestGoAway !== null) this.refuse(client, 'client refused: guest sent GoAway');
+    else if (this.state === 'serving') this.serve(client);
     else if (this.state === 'connecting' || this.state === 'new') this.pending.add(client);
     else client.destroy();
   };
@@ -142,8 +155,7 @@ export class Proxy extends EventEmitter {
     try {
       stream = this.session!.open();
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot open a stream for a new connection');
-      client.destroy();
+      this.refuse(client, 'cannot open a stream for a new connection', (err as Error).message);
       return;
     }
     this.served++;
@@ -154,14 +166,34 @@ export class Proxy extends EventEmitter {
       const fields = { stream: id, closedBy: end.closedBy, ...(end.error ? { err: end.error.message } : {}) };
       this.log.debug(fields, 'client disconnected');
       this.emitStatus();
+      this.endAfterGoAway();
     });
     this.clients.set(client, pair);
     this.emitStatus();
   }
 
+  /** Closed at once and counted; lines about it are aggregated (a guest's GoAway makes every client one). */
+  private refuse(client: net.Socket, why: string, err?: string): void {
+    client.destroy();
+    this.refused++;
+    this.throttle.write(this.log, 'warn', why, err ? { err } : undefined);
+  }
+
   private onGoAway(code: GoAwayCode): void {
-    // The agent only sends GoAway when it is going down: existing streams may finish.
-    this.log.warn({ code }, 'guest sent GoAway');
+    if (this.state !== 'serving') return;
+    // The agent only sends GoAway when it is going down: open streams may finish, then the proxy ends.
+    this.guestGoAway = code;
+    const streams = this.clients.size;
+    this.log.warn({ code, streams }, 'guest sent GoAway; new clients are refused until the open streams finish');
+    this.emit('status', 'guest sent GoAway; finishing open streams');
+    this.endAfterGoAway();
+  }
+
+  private endAfterGoAway(): void {
+    if (this.guestGoAway === null || this.state !== 'serving' || this.clients.size > 0) return;
+    const why = 'guest sent GoAway; all streams finished';
+    this.log.error({ code: this.guestGoAway, clientsRefused: this.refused }, why);
+    this.finish({ reason: 'guest-ended', error: new GoAwayError(why, this.guestGoAway) });
   }
 
   private onSessionClose(err?: Error): void {
@@ -183,6 +215,7 @@ export class Proxy extends EventEmitter {
     if (this.ended) return;
     this.ended = end;
     this.state = 'stopped';
+    this.throttle.flush();
     this.abort.abort();
     this.heartbeat.stop();
     this.options.server.close();

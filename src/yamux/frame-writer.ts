@@ -20,6 +20,7 @@ export interface FrameSource {
 export class FrameWriter {
   private control: Buffer[] = [];
   private queuedAnswers = 0;
+  private answersHeld = false;
   private ready: FrameSource[] = [];
   private readyHead = 0;
   private blocked = false;
@@ -30,11 +31,12 @@ export class FrameWriter {
   constructor(
     private readonly conn: Duplex,
     private readonly options: {
-      /** Queued answers above this mean the peer is not reading: onOverflow fires. */
+      /** Answers queued while the link is blocked, past which onAnswersHeld(true) fires. */
       maxQueuedAnswers: number;
       writeTimeout: number;
       onWriteTimeout: () => void;
-      onOverflow: () => void;
+      /** true: stop reading the peer until false (its answers are waiting for the link). */
+      onAnswersHeld: (held: boolean) => void;
     },
   ) {
     conn.on('drain', this.onDrain);
@@ -44,18 +46,25 @@ export class FrameWriter {
     return this.blocked;
   }
 
+  get holdingAnswers(): boolean {
+    return this.answersHeld;
+  }
+
+  /** Answers (frames the peer's own frames demand) waiting in the queue. */
+  get pendingAnswers(): number {
+    return this.queuedAnswers;
+  }
+
   /**
    * Queues a control frame. `answer` marks frames the peer's own frames demand (ping ACKs, RSTs
-   * for refused SYNs): only those are bounded, since a peer that sends them without reading
-   * ours could otherwise grow the queue forever. Our own frames are bounded by our streams.
+   * for refused SYNs): a peer could ask for those faster than it reads them, so once too many
+   * wait behind a blocked link the session stops reading the peer until the link drains (as
+   * hashicorp's recvLoop blocks on its send queue). Our own frames are bounded by our streams.
    */
   sendControl(type: FrameType, flags: number, streamId: number, length: number, answer = false): void {
     if (this.stopped) return;
     this.control.push(encodeHeader(type, flags, streamId, length));
-    if (answer && ++this.queuedAnswers > this.options.maxQueuedAnswers) {
-      this.options.onOverflow();
-      return;
-    }
+    if (answer && ++this.queuedAnswers >= this.options.maxQueuedAnswers && this.blocked) this.holdAnswers(true);
     this.schedule();
   }
 
@@ -82,6 +91,7 @@ export class FrameWriter {
     this.stopped = true;
     this.control = [];
     this.queuedAnswers = 0;
+    this.answersHeld = false;
     for (let i = this.readyHead; i < this.ready.length; i++) this.ready[i]!.queued = false;
     this.ready = [];
     this.readyHead = 0;
@@ -164,7 +174,14 @@ export class FrameWriter {
     this.blocked = false;
     this.clearBlockedTimer();
     this.flush();
+    if (!this.blocked && !this.stopped) this.holdAnswers(false);
   };
+
+  private holdAnswers(held: boolean): void {
+    if (this.answersHeld === held) return;
+    this.answersHeld = held;
+    this.options.onAnswersHeld(held);
+  }
 
   /** Sources waiting for their turn (for the write-timeout handler). */
   waitingSources(): FrameSource[] {

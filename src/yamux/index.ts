@@ -3,5 +3,5 @@ export * from './errors.js';
 export { defaultConfig, resolveConfig, type YamuxConfig, type YamuxLogger, type YamuxLogLevel } from './config.js';
 export { encodeHeader, decodeHeader, writeHeader, type FrameHeader } from './header.js';
 export { FrameDecoder, type FrameHandler } from './decoder.js';
-export { Session, type SessionOptions, type SessionStats } from './session.js';
+export { PEER_DRIVEN_MESSAGES, Session, type SessionOptions, type SessionStats } from './session.js';
 export { Stream, type StreamStats, type StreamState } from './stream.js';

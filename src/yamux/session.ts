@@ -26,7 +26,22 @@ export interface SessionOptions {
   onStream?: (stream: Stream) => void;
   /** Answer every inbound SYN with RST (a session that never accepts streams). */
   rejectInbound?: boolean;
+  /**
+   * With rejectInbound: the peer may open this many streams; the next one is a protocol error
+   * (for a peer that is known never to open any). Unbounded by default, as in hashicorp.
+   */
+  maxRejectedStreams?: number;
 }
+
+/**
+ * What the engine logs once per frame the peer chooses to send: a peer can repeat these at
+ * will, so a logger facing an untrusted peer should aggregate them.
+ */
+export const PEER_DRIVEN_MESSAGES: ReadonlySet<string> = new Set([
+  'frame for unknown stream discarded',
+  'inbound stream refused',
+  'reading paused: the peer is not reading our answers',
+]);
 
 export interface SessionStats {
   role: 'client' | 'server';
@@ -40,10 +55,12 @@ export interface SessionStats {
   localGoAway: boolean;
   remoteGoAway: boolean;
   linkBlocked: boolean;
+  /** The peer is not read while answers to its frames wait for the link. */
+  readingPaused: boolean;
 }
 
-/** Answers (pongs, RSTs) queued beyond this mean the peer stopped reading while it keeps sending. */
-const MAX_QUEUED_ANSWERS = 4096;
+/** Answers (pongs, RSTs) waiting behind a blocked link, past which the peer is not read. */
+const MAX_QUEUED_ANSWERS = 1024;
 /** How long the last GoAway may take to leave before the link is cut. */
 const GOAWAY_LINGER_MS = 1000;
 
@@ -83,7 +100,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
       maxQueuedAnswers: MAX_QUEUED_ANSWERS,
       writeTimeout: this.config.connectionWriteTimeout,
       onWriteTimeout: () => this.onWriteTimeout(),
-      onOverflow: () => this.fail(new ProtocolError('peer sends control frames but does not read ours')),
+      onAnswersHeld: (held) => this.holdReading(held),
     });
     this.pings = new PingTracker((value) => this.writer.sendControl(FrameType.Ping, Flag.SYN, 0, value));
     conn.on('data', this.onData);
@@ -190,6 +207,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
       localGoAway: this.localGoAway,
       remoteGoAway: this.remoteGoAway,
       linkBlocked: this.writer.isBlocked,
+      readingPaused: this.writer.holdingAnswers,
     };
   }
 
@@ -301,6 +319,10 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
           ? 'accept backlog exceeded'
           : null;
     if (refusal) {
+      const limit = this.options.maxRejectedStreams ?? Infinity;
+      if (this.options.rejectInbound && this.counters.rejected >= limit) {
+        throw new ProtocolError(`peer opened ${this.counters.rejected + 1} streams on a session that accepts none`);
+      }
       this.counters.rejected++;
       this.recentlyClosed.add(h.streamId);
       this.writer.sendControl(FrameType.WindowUpdate, Flag.RST, h.streamId, 0, true);
@@ -321,6 +343,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
       const waiter = this.acceptWaiters.shift();
       if (waiter) {
         this.acknowledge(stream);
+        heedErrorsUntilNextTurn(stream);
         waiter.resolve(stream);
       } else {
         this.acceptQueue.push(stream);
@@ -330,6 +353,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
   }
 
   private onGoAway(code: number): void {
+    if (this.remoteGoAway) return; // one is news; repeats change nothing
     this.remoteGoAway = true;
     const level: YamuxLogLevel = code === GoAwayCode.Normal ? 'debug' : 'warn';
     this.log(level, 'peer sent GoAway', { code });
@@ -361,7 +385,22 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
     this.terminate(new ConnectionLostError(`connection to peer failed: ${err.message}`), true);
   };
 
+  /** Back-pressure on the peer: a peer that asks for answers faster than it reads them waits. */
+  private holdReading(held: boolean): void {
+    if (held) {
+      this.conn.pause();
+      this.log('debug', 'reading paused: the peer is not reading our answers', { answers: this.writer.pendingAnswers });
+    } else if (!this.ended) {
+      this.conn.resume();
+    }
+  }
+
   private onWriteTimeout(): void {
+    if (this.writer.holdingAnswers) {
+      const waited = `${this.writer.pendingAnswers} answers to its frames waited ${this.config.connectionWriteTimeout} ms`;
+      this.fail(new WriteTimeoutError(`peer does not read: ${waited} for the link`));
+      return;
+    }
     const err = new WriteTimeoutError(`link accepted nothing for ${this.config.connectionWriteTimeout} ms`);
     this.log('warn', err.message, { waiting: this.writer.waitingSources().length });
     for (const source of this.writer.waitingSources()) (source as Stream).destroy(err);
@@ -446,4 +485,15 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
   private log(level: YamuxLogLevel, msg: string, fields?: Record<string, unknown>): void {
     this.config.logger?.(level, msg, fields);
   }
+}
+
+/**
+ * A stream handed to a pending accept() reaches its owner only after the current read is
+ * processed; an error that same read causes is emitted before then and, unheard, would end
+ * the process. The owner's own listener takes over from the next turn.
+ */
+function heedErrorsUntilNextTurn(stream: Stream): void {
+  const ignore = () => {};
+  stream.on('error', ignore);
+  setImmediate(() => stream.off('error', ignore));
 }

@@ -178,8 +178,11 @@ export class Stream extends Duplex implements FrameSource {
   }
 
   receiveReset(): void {
+    // An inbound stream still waiting to be accepted has no owner to tell: it goes quietly
+    // (an 'error' nobody listens for would be thrown out of the engine).
+    const unaccepted = this.state === 'syn-received';
     this.markFinished(true);
-    this.destroy(new StreamResetError(`stream ${this.id} reset by peer`));
+    this.destroy(unaccepted ? undefined : new StreamResetError(`stream ${this.id} reset by peer`));
   }
 
   /** The session is gone: fail the stream (no frames can be sent any more). */

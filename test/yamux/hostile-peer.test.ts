@@ -6,7 +6,10 @@ import {
   INITIAL_STREAM_WINDOW,
   ProtocolError,
   Session,
+  WriteTimeoutError,
   encodeHeader,
+  type SessionOptions,
+  type YamuxConfig,
 } from '../../src/yamux/index.js';
 import { encodeFrame, RawPeer } from '../helpers/frames.js';
 import { unixSocketPair } from '../helpers/socket-pair.js';
@@ -20,9 +23,14 @@ afterEach(() => {
   cleanup = null;
 });
 
-async function againstRawPeer(role: 'client' | 'server' = 'client', rejectInbound = role === 'client') {
+async function againstRawPeer(
+  role: 'client' | 'server' = 'client',
+  rejectInbound = role === 'client',
+  more: { config?: Partial<YamuxConfig> } & Pick<SessionOptions, 'maxRejectedStreams'> = {},
+) {
   const pair = await unixSocketPair();
-  const session = new Session(pair.a, { role, rejectInbound, config: { enableKeepAlive: false } });
+  const { config, ...options } = more;
+  const session = new Session(pair.a, { role, rejectInbound, ...options, config: { enableKeepAlive: false, ...config } });
   const peer = new RawPeer(pair.b);
   const closed = once<Error | undefined>(session, 'close');
   cleanup = () => {
@@ -109,18 +117,74 @@ describe('untrusted peer: each violation ends the session with GoAway(protocol e
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * 1024 * 1024);
   });
 
-  it('a peer that sends pings but never reads trips the control-frame bound', async () => {
-    const setup = await againstRawPeer();
+  it('more SYNs than maxRejectedStreams on a rejecting session: the error counts them', async () => {
+    const setup = await againstRawPeer('client', true, { maxRejectedStreams: 64 });
+    const syns = Array.from({ length: 33_000 }, (_, i) => encodeFrame(FrameType.WindowUpdate, Flag.SYN, 2 + 2 * i, 0));
+    setup.peer.send(...syns);
+    await expectProtocolFailure(setup, /^yamux protocol error: peer opened 65 streams on a session that accepts none$/);
+    expect(setup.session.stats().rejected).toBe(64);
+  });
+
+  it('with a write timeout, a peer that asks for answers and never reads them: "peer does not read"', async () => {
+    const setup = await againstRawPeer('client', true, { config: { connectionWriteTimeout: 300 } });
     setup.peer.socket.pause();
     const ping = encodeHeader(FrameType.Ping, Flag.SYN, 0, 1);
-    const burst = Buffer.concat(Array.from({ length: 20_000 }, () => ping));
-    for (let i = 0; i < 200 && !setup.session.closed; i++) {
-      setup.peer.socket.write(burst);
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    setup.peer.socket.write(Buffer.concat(Array.from({ length: 100_000 }, () => ping)));
     const err = await setup.closed;
-    expect(err).toBeInstanceOf(ProtocolError);
-    expect(err?.message).toMatch(/does not read/);
+    expect(err).toBeInstanceOf(WriteTimeoutError);
+    expect(err?.message).toMatch(/^peer does not read: \d+ answers to its frames waited 300 ms for the link$/);
+  });
+});
+
+describe('untrusted peer: floods of frames that demand answers', () => {
+  it('33,000 SYNs from a peer that reads: every one is refused with RST, the session lives', async () => {
+    const setup = await againstRawPeer('client', true);
+    const syns = Array.from({ length: 33_000 }, (_, i) => encodeFrame(FrameType.WindowUpdate, Flag.SYN, 2 + 2 * i, 0));
+    setup.peer.send(...syns);
+    await until(() => setup.peer.frames.length >= 33_000, 20_000);
+    expect(setup.peer.frames.every((f) => f.type === FrameType.WindowUpdate && f.flags === Flag.RST)).toBe(true);
+    expect(setup.session.stats()).toMatchObject({ rejected: 33_000, streams: 0, readingPaused: false });
+    expect(await setup.session.ping()).toBeGreaterThan(0);
+  });
+
+  it('a peer that floods pings without reading is no longer read; once it reads, every ping is answered', async () => {
+    const setup = await againstRawPeer();
+    setup.peer.socket.pause();
+    const pings = 60_000;
+    const ping = encodeHeader(FrameType.Ping, Flag.SYN, 0, 7);
+    setup.peer.socket.write(Buffer.concat(Array.from({ length: pings }, () => ping)));
+    await until(() => setup.session.stats().readingPaused, 10_000);
+    // Bounded: the cap plus what one read of the link can ask for.
+    expect(setup.session.writer.pendingAnswers).toBeLessThanOrEqual(1024 + 65_536 / 12);
+    expect(setup.session.closed).toBe(false);
+    setup.peer.socket.resume();
+    await until(() => setup.peer.frames.length >= pings, 20_000);
+    expect(setup.peer.frames.every((f) => f.type === FrameType.Ping && f.flags === Flag.ACK && f.length === 7)).toBe(true);
+    await until(() => !setup.session.stats().readingPaused);
+    expect(await setup.session.ping()).toBeGreaterThan(0);
+  });
+
+  it('a second GoAway changes nothing and is not reported again', async () => {
+    const setup = await againstRawPeer();
+    const seen: number[] = [];
+    setup.session.on('goaway', (code: number) => seen.push(code));
+    setup.peer.send(encodeFrame(FrameType.GoAway, 0, 0, GoAwayCode.Normal));
+    for (let i = 0; i < 100; i++) setup.peer.send(encodeFrame(FrameType.GoAway, 0, 0, GoAwayCode.InternalError));
+    expect(await setup.session.ping()).toBeGreaterThan(0);
+    expect(seen).toEqual([GoAwayCode.Normal]);
+  });
+  it('a stream handed to a pending accept() and failed by the same read does not crash the process', async () => {
+    const setup = await againstRawPeer('server', false);
+    const accepted = setup.session.accept();
+    // The SYN and a header of a version we do not speak arrive in one chunk: the stream is handed
+    // out and failed before the code awaiting accept() can listen for its error.
+    const badVersion = encodeFrame(0, 0, 0, 0);
+    badVersion[0] = 1;
+    setup.peer.send(encodeFrame(1, 1, 1, 0), badVersion);
+    const stream = await accepted;
+    await expectProtocolFailure(setup, /version 1/);
+    expect(stream.destroyed).toBe(true);
+    expect(stream.errored).toBeInstanceOf(ProtocolError);
   });
 });
 
