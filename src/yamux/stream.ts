@@ -30,6 +30,24 @@ export interface StreamStats {
   remoteFin: boolean;
 }
 
+/**
+ * The consumer of a stream in direct mode (see Stream.attach): payload goes straight to it and
+ * data goes straight to the link, without the Duplex's Readable/Writable machinery.
+ */
+export interface StreamSink {
+  /** A payload piece, in order. The piece's bytes count against the window until `held()` drops. */
+  data(piece: Buffer): void;
+  /** Bytes handed to `data` that the consumer still holds (e.g. a socket's writableLength). */
+  held(): number;
+  /** The peer sent FIN (after all its data). */
+  end(): void;
+  /** Queued data went out: `send` may be called again after it returned false. */
+  drain(): void;
+}
+
+/** In direct mode `send` asks the caller to wait above this many unsent bytes. */
+const DIRECT_SEND_LIMIT = 128 * 1024;
+
 interface PendingChunk {
   buf: Buffer;
   cb: ((err?: Error | null) => void) | null;
@@ -62,6 +80,9 @@ export class Stream extends Duplex implements FrameSource {
   private sendHead = 0;
   private sendPending = 0;
   private timer: NodeJS.Timeout | null = null;
+  private sink: StreamSink | null = null;
+  private sinkWaiting = false;
+  private finQueued = false;
 
   constructor(
     readonly id: number,
@@ -81,6 +102,52 @@ export class Stream extends Duplex implements FrameSource {
     return this.state === 'established';
   }
 
+  /**
+   * Direct mode: from now on payload goes to `sink` instead of the Readable side, and the caller
+   * sends with `send`/`sendEnd` instead of write/end. The receive window is re-opened as the sink
+   * lets go of what it was handed, so a sink that holds everything stops the peer after one window.
+   * The stream destroys itself (emitting 'close') once both sides finished; errors still come as
+   * 'error' (listen for it).
+   */
+  attach(sink: StreamSink): void {
+    this.sink = sink;
+    while (this.recvQueue.length > 0) {
+      const piece = this.recvQueue.shift()!;
+      this.recvQueued -= piece.length;
+      sink.data(piece);
+    }
+    if (this.remoteFin && !this.endPushed) {
+      this.endPushed = true;
+      sink.end();
+    }
+    this.released();
+  }
+
+  /** Direct mode: queues `buf` as Data frames; false asks the caller to wait for sink.drain(). */
+  send(buf: Buffer): boolean {
+    this.enqueue(buf, null);
+    if (this.sendPending < DIRECT_SEND_LIMIT) return true;
+    this.sinkWaiting = true;
+    return false;
+  }
+
+  /** Direct mode: FIN once everything queued is sent (half-close). */
+  sendEnd(): void {
+    if (this.host.terminalError) return;
+    if (this.sendPending > 0) this.finQueued = true;
+    else this.sendFin();
+  }
+
+  /** Direct mode: the sink let go of data (e.g. its socket drained): re-open the window. */
+  released(): void {
+    this.maybeUpdateWindow();
+  }
+
+  /** Direct mode: both sides sent FIN (a clean end, not a reset). */
+  get closedCleanly(): boolean {
+    return this.state === 'closed';
+  }
+
   /** Sends RST and destroys the stream: the peer sees a reset, not a clean end. */
   reset(): void {
     this.destroy();
@@ -95,7 +162,7 @@ export class Stream extends Duplex implements FrameSource {
       bytesOut: this.bytesOut,
       sendWindow: this.sendWindow,
       recvWindow: this.recvWindow,
-      bufferedIn: this.recvQueued + this.readableLength,
+      bufferedIn: this.recvQueued + (this.sink ? this.sink.held() : this.readableLength),
       bufferedOut: this.sendPending + this.writableLength,
       localFin: this.localFin,
       remoteFin: this.remoteFin,
@@ -152,7 +219,10 @@ export class Stream extends Duplex implements FrameSource {
   receiveData(piece: Buffer): void {
     this.bytesIn += piece.length;
     if (this.destroyed) return;
-    if (this.readWanted && this.recvQueued === 0) {
+    if (this.sink) {
+      this.sink.data(piece);
+      this.maybeUpdateWindow();
+    } else if (this.readWanted && this.recvQueued === 0) {
       this.readWanted = this.push(piece);
     } else {
       this.recvQueue.push(piece);
@@ -218,6 +288,14 @@ export class Stream extends Duplex implements FrameSource {
     this.bytesOut += n;
     writer.writeData(this.id, 0, n, pieces);
     for (const chunk of done) chunk.cb?.();
+    if (this.sendPending === 0 && this.finQueued) {
+      this.finQueued = false;
+      this.sendFin();
+    }
+    if (this.sinkWaiting && this.sendPending < DIRECT_SEND_LIMIT) {
+      this.sinkWaiting = false;
+      this.sink?.drain();
+    }
     return this.sendPending > 0 && this.sendWindow > 0;
   }
 
@@ -298,7 +376,8 @@ export class Stream extends Duplex implements FrameSource {
   private deliverEnd(): void {
     if (this.remoteFin && !this.endPushed && this.recvQueue.length === 0) {
       this.endPushed = true;
-      this.push(null);
+      if (this.sink) this.sink.end();
+      else this.push(null);
     }
   }
 
@@ -306,7 +385,7 @@ export class Stream extends Duplex implements FrameSource {
   private maybeUpdateWindow(): void {
     if (this.remoteFin || this.finished) return;
     const max = this.host.config.maxStreamWindowSize;
-    const held = this.recvQueued + this.readableLength;
+    const held = this.recvQueued + (this.sink ? this.sink.held() : this.readableLength);
     const delta = max - held - this.recvWindow;
     if (delta < max / 2) return;
     this.recvWindow += delta;
@@ -326,6 +405,8 @@ export class Stream extends Duplex implements FrameSource {
     if (reset) this.state = 'reset';
     this.clearTimer();
     this.host.streamFinished(this, reset);
+    // Direct mode bypasses the Duplex's own ends, so its autoDestroy never fires.
+    if (this.sink && !reset && !this.destroyed) this.destroy();
   }
 
   private startTimer(ms: number, message: string): void {
