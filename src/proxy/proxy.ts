@@ -83,6 +83,8 @@ export class Proxy extends EventEmitter {
         enableKeepAlive: false,
         // A paused VM stops reading for minutes: back-pressure holds the writers, nothing times out.
         connectionWriteTimeout: 0,
+        // Downloads run ahead of the window's round trip; the session's budget bounds the total.
+        autoTuneWindowCap: 4 * 1024 * 1024,
         logger: this.yamuxLogger,
       },
     });

@@ -12,6 +12,11 @@ export interface StreamHost {
   streamFinished(stream: Stream, reset: boolean): void;
   /** Non-null once the session can no longer carry frames. */
   readonly terminalError: Error | null;
+  /** The last measured round trip to the peer, ms (0 when unknown). */
+  readonly rttMs: number;
+  /** Window auto-tuning: takes up to `bytes` from the session's budget; returns what it granted. */
+  reserveWindow(bytes: number): number;
+  releaseWindow(bytes: number): void;
 }
 
 export type StreamState = 'syn-sent' | 'syn-received' | 'established' | 'closed' | 'reset';
@@ -24,6 +29,8 @@ export interface StreamStats {
   bytesOut: number;
   sendWindow: number;
   recvWindow: number;
+  /** The receive window's size (above maxStreamWindowSize once auto-tuning grew it). */
+  windowSize: number;
   bufferedIn: number;
   bufferedOut: number;
   localFin: boolean;
@@ -47,6 +54,8 @@ export interface StreamSink {
 
 /** In direct mode `send` asks the caller to wait above this many unsent bytes. */
 const DIRECT_SEND_LIMIT = 128 * 1024;
+/** Window auto-tuning's floor for the round-trip time (a local VM's is far below). */
+const MIN_RTT_MS = 1;
 
 interface PendingChunk {
   buf: Buffer;
@@ -69,6 +78,10 @@ export class Stream extends Duplex implements FrameSource {
   private ackAwaited = false;
   private sendWindow = INITIAL_STREAM_WINDOW;
   private recvWindow = INITIAL_STREAM_WINDOW;
+  /** Our receive window's size: maxStreamWindowSize, or more once auto-tuning grew it. */
+  private windowSize = INITIAL_STREAM_WINDOW;
+  private windowGrown = 0;
+  private windowEpoch = 0;
   private readonly recvQueue: Buffer[] = [];
   private recvQueued = 0;
   private readWanted = false;
@@ -162,6 +175,7 @@ export class Stream extends Duplex implements FrameSource {
       bytesOut: this.bytesOut,
       sendWindow: this.sendWindow,
       recvWindow: this.recvWindow,
+      windowSize: this.windowSize,
       bufferedIn: this.recvQueued + (this.sink ? this.sink.held() : this.readableLength),
       bufferedOut: this.sendPending + this.writableLength,
       localFin: this.localFin,
@@ -176,6 +190,8 @@ export class Stream extends Duplex implements FrameSource {
     const flags = this.state === 'syn-sent' ? Flag.SYN : Flag.ACK;
     const max = this.host.config.maxStreamWindowSize;
     this.recvWindow = max;
+    this.windowSize = max;
+    this.windowEpoch = performance.now();
     this.host.writer.sendControl(FrameType.WindowUpdate, flags, this.id, max - INITIAL_STREAM_WINDOW);
     if (flags === Flag.ACK) {
       this.state = 'established';
@@ -384,12 +400,28 @@ export class Stream extends Duplex implements FrameSource {
   /** hashicorp's rule: announce credit once at least half the window has been consumed. */
   private maybeUpdateWindow(): void {
     if (this.remoteFin || this.finished) return;
-    const max = this.host.config.maxStreamWindowSize;
     const held = this.recvQueued + (this.sink ? this.sink.held() : this.readableLength);
-    const delta = max - held - this.recvWindow;
-    if (delta < max / 2) return;
+    let delta = this.windowSize - held - this.recvWindow;
+    if (delta < this.windowSize / 2) return;
+    if (this.host.config.autoTuneWindowCap > this.windowSize) delta += this.growWindow();
     this.recvWindow += delta;
     this.host.writer.sendControl(FrameType.WindowUpdate, 0, this.id, delta);
+  }
+
+  /**
+   * libp2p go-yamux's auto-tuning: half the window consumed within four round trips means the
+   * peer is held back by our window, so it doubles (up to the cap, within the session's budget).
+   * The round trip counts as at least 1 ms, and as that before any ping measured it.
+   */
+  private growWindow(): number {
+    const now = performance.now();
+    const epoch = now - this.windowEpoch;
+    this.windowEpoch = now;
+    if (epoch >= 4 * Math.max(this.host.rttMs, MIN_RTT_MS)) return 0;
+    const extra = this.host.reserveWindow(Math.min(this.windowSize, this.host.config.autoTuneWindowCap - this.windowSize));
+    this.windowSize += extra;
+    this.windowGrown += extra;
+    return extra;
   }
 
   private checkFinished(): void {
@@ -404,6 +436,8 @@ export class Stream extends Duplex implements FrameSource {
     this.finished = true;
     if (reset) this.state = 'reset';
     this.clearTimer();
+    if (this.windowGrown > 0) this.host.releaseWindow(this.windowGrown);
+    this.windowGrown = 0;
     this.host.streamFinished(this, reset);
     // Direct mode bypasses the Duplex's own ends, so its autoDestroy never fires.
     if (this.sink && !reset && !this.destroyed) this.destroy();
