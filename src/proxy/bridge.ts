@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { Stream } from '../yamux/index.js';
+import type { Stream, StreamSink } from '../yamux/index.js';
 
 export interface BridgeEnd {
   /** Which side closed first, for the debug log. */
@@ -8,15 +8,18 @@ export interface BridgeEnd {
 }
 
 /**
- * Ties one client connection to one yamux stream: bytes flow both ways with back-pressure
- * (a side whose destination is full is paused until 'drain'), half-close is forwarded both ways
- * (client EOF -> FIN, FIN -> client shutdown(SHUT_WR)), and an error, reset or abrupt close on
- * either side destroys the other, so neither outlives the other.
+ * Ties one client connection to one yamux stream in the stream's direct mode: a Data frame's
+ * payload goes straight to the client socket's write, and the stream's receive window re-opens
+ * as the socket hands it to the kernel (a client that stops reading stops the guest after one
+ * window); client reads go straight into Data frames, and the client is paused while its stream
+ * has too much unsent. Half-close is forwarded both ways (client EOF -> FIN, FIN -> client
+ * shutdown(SHUT_WR)), and an error, reset or abrupt close on either side destroys the other, so
+ * neither outlives the other.
  *
  * Written out instead of two pipe() calls: pipe() costs about 1.5 KB of closures and state per
  * direction, and an idle connection is what a pod holds most of.
  */
-export class Bridge {
+export class Bridge implements StreamSink {
   private firstError: Error | undefined;
   private closedFirst: 'client' | 'guest' | null = null;
   private open = 2;
@@ -28,14 +31,12 @@ export class Bridge {
   ) {
     client.on('data', this.fromClient);
     client.on('end', this.clientEnded);
-    client.on('drain', this.resumeStream);
+    client.on('drain', this.clientDrained);
     client.on('error', this.clientFailed);
     client.once('close', this.clientClosed);
-    stream.on('data', this.fromStream);
-    stream.on('end', this.streamEnded);
-    stream.on('drain', this.resumeClient);
     stream.on('error', this.streamFailed);
     stream.once('close', this.streamClosed);
+    stream.attach(this);
     client.resume();
   }
 
@@ -43,31 +44,39 @@ export class Bridge {
   finishRequests(): void {
     this.client.off('data', this.fromClient);
     this.client.pause();
-    this.stream.end();
+    this.stream.sendEnd();
   }
 
-  private readonly fromClient = (chunk: Buffer): void => {
-    if (!this.stream.write(chunk)) this.client.pause();
-  };
+  // ---- StreamSink (the guest's side) ------------------------------------------------------
 
-  private readonly fromStream = (chunk: Buffer): void => {
-    if (!this.client.write(chunk)) this.stream.pause();
-  };
+  data(piece: Buffer): void {
+    this.client.write(piece);
+  }
 
-  private readonly resumeClient = (): void => {
+  held(): number {
+    return this.client.writableLength;
+  }
+
+  end(): void {
+    this.client.end();
+  }
+
+  drain(): void {
     this.client.resume();
+  }
+
+  // ---- the client's side ------------------------------------------------------------------
+
+  private readonly fromClient = (chunk: Buffer): void => {
+    if (!this.stream.send(chunk)) this.client.pause();
   };
 
-  private readonly resumeStream = (): void => {
-    this.stream.resume();
+  private readonly clientDrained = (): void => {
+    this.stream.released();
   };
 
   private readonly clientEnded = (): void => {
-    this.stream.end();
-  };
-
-  private readonly streamEnded = (): void => {
-    this.client.end();
+    this.stream.sendEnd();
   };
 
   private readonly clientFailed = (err: Error): void => {
@@ -87,7 +96,7 @@ export class Bridge {
   };
 
   private readonly streamClosed = (): void => {
-    if (!this.stream.readableEnded || !this.stream.writableFinished) this.client.destroy();
+    if (!this.stream.closedCleanly) this.client.destroy();
     this.closed('guest');
   };
 

@@ -92,6 +92,8 @@ export class Proxy extends EventEmitter {
         enableKeepAlive: false,
         // A paused VM stops reading for minutes: back-pressure holds the writers, nothing times out.
         connectionWriteTimeout: 0,
+        // Downloads run ahead of the window's round trip; the session's budget bounds the total.
+        autoTuneWindowCap: 4 * 1024 * 1024,
         logger: this.yamuxLogger,
       },
     });
@@ -160,11 +162,12 @@ export class Proxy extends EventEmitter {
     }
     this.served++;
     const id = stream.id;
-    this.log.debug({ stream: id }, 'client connected');
+    // Nothing is formatted per connection unless the debug log wants it.
+    const debug = this.log.isLevelEnabled('debug');
+    if (debug) this.log.debug({ stream: id }, 'client connected');
     const pair = new Bridge(client, stream, (end) => {
       this.clients.delete(client);
-      const fields = { stream: id, closedBy: end.closedBy, ...(end.error ? { err: end.error.message } : {}) };
-      this.log.debug(fields, 'client disconnected');
+      if (debug) this.log.debug({ stream: id, closedBy: end.closedBy, ...(end.error ? { err: end.error.message } : {}) }, 'client disconnected');
       this.emitStatus();
       this.endAfterGoAway();
     });
@@ -208,7 +211,7 @@ export class Proxy extends EventEmitter {
   }
 
   private emitStatus(): void {
-    if (this.state === 'serving') this.emit('status', `serving ${this.streamCount} streams`);
+    if (this.state === 'serving' && this.listenerCount('status') > 0) this.emit('status', `serving ${this.streamCount} streams`);
   }
 
   private finish(end: ProxyEnd): void {

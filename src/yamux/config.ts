@@ -25,6 +25,12 @@ export interface YamuxConfig {
   streamCloseTimeout: number;
   /** Largest Data payload per frame: smaller frames let small RPCs interleave with bulk streams. */
   maxFrameSize: number;
+  /** Receive-window auto-tuning (libp2p go-yamux's rule): a stream whose window is used up within
+   * a few round trips has it doubled, up to this size. 0 (hashicorp's behaviour) disables. */
+  autoTuneWindowCap: number;
+  /** The most all streams of a session may have grown beyond maxStreamWindowSize together, so
+   * the memory a session may be sent stays bounded. */
+  autoTuneBudget: number;
   logger?: YamuxLogger;
 }
 
@@ -38,6 +44,8 @@ export const defaultConfig: Readonly<YamuxConfig> = Object.freeze({
   streamOpenTimeout: 75_000,
   streamCloseTimeout: 300_000,
   maxFrameSize: 64 * 1024,
+  autoTuneWindowCap: 0,
+  autoTuneBudget: 16 * 1024 * 1024,
 });
 
 export function resolveConfig(partial: Partial<YamuxConfig> = {}): YamuxConfig {
@@ -49,6 +57,7 @@ export function resolveConfig(partial: Partial<YamuxConfig> = {}): YamuxConfig {
   if (!(config.maxStreamWindowSize >= INITIAL_STREAM_WINDOW) || config.maxStreamWindowSize > 0xffff_ffff) {
     throw new RangeError(`maxStreamWindowSize must be between ${INITIAL_STREAM_WINDOW} and 2^32-1`);
   }
+  if (config.autoTuneWindowCap > 0xffff_ffff) throw new RangeError('autoTuneWindowCap must be at most 2^32-1');
   if (!(config.maxFrameSize >= 1024)) throw new RangeError('maxFrameSize must be at least 1024');
   return config;
 }

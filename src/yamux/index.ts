@@ -4,4 +4,4 @@ export { defaultConfig, resolveConfig, type YamuxConfig, type YamuxLogger, type 
 export { encodeHeader, decodeHeader, writeHeader, type FrameHeader } from './header.js';
 export { FrameDecoder, type FrameHandler } from './decoder.js';
 export { PEER_DRIVEN_MESSAGES, Session, type SessionOptions, type SessionStats } from './session.js';
-export { Stream, type StreamStats, type StreamState } from './stream.js';
+export { Stream, type StreamSink, type StreamStats, type StreamState } from './stream.js';

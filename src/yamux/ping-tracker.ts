@@ -14,6 +14,8 @@ interface PendingPing {
 export class PingTracker {
   private readonly pending = new Map<number, PendingPing>();
   private nextValue = 0;
+  /** The last measured round trip, ms (0 until a ping was answered). */
+  lastRttMs = 0;
 
   constructor(private readonly send: (value: number) => void) {}
 
@@ -40,7 +42,8 @@ export class PingTracker {
     if (!ping) return;
     this.pending.delete(value);
     clearTimeout(ping.timer);
-    ping.resolve(Number(process.hrtime.bigint() - ping.startedAt) / 1e6);
+    this.lastRttMs = Number(process.hrtime.bigint() - ping.startedAt) / 1e6;
+    ping.resolve(this.lastRttMs);
   }
 
   cancelAll(err: Error): void {

@@ -87,6 +87,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
   private ended = false;
   private error: Error | null = null;
   private counters = { opened: 0, accepted: 0, rejected: 0, bytesIn: 0, bytesOut: 0 };
+  private windowBudget: number;
 
   constructor(
     private readonly conn: Duplex,
@@ -108,6 +109,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
     conn.on('close', this.onLinkEnd);
     conn.on('error', this.onLinkError);
     if (this.config.enableKeepAlive) this.startKeepAlive();
+    this.windowBudget = this.config.autoTuneBudget;
   }
 
   /** The error that ended the session, or null while it lives (StreamHost). */
@@ -217,6 +219,20 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
 
   // ---- StreamHost ------------------------------------------------------------------------
 
+  get rttMs(): number {
+    return this.pings.lastRttMs;
+  }
+
+  reserveWindow(bytes: number): number {
+    const granted = Math.min(bytes, this.windowBudget);
+    this.windowBudget -= granted;
+    return granted;
+  }
+
+  releaseWindow(bytes: number): void {
+    this.windowBudget += bytes;
+  }
+
   streamFinished(stream: Stream, reset: boolean): void {
     if (this.streamTable.get(stream.id) !== stream) return;
     this.streamTable.delete(stream.id);
@@ -278,7 +294,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
 
   private onStreamFrameHeader(h: FrameHeader): void {
     if (h.streamId === 0) throw new ProtocolError(`${typeName(h.type)} frame for stream 0`);
-    if (h.type === FrameType.Data && h.length > this.config.maxStreamWindowSize) {
+    if (h.type === FrameType.Data && h.length > Math.max(this.config.maxStreamWindowSize, this.config.autoTuneWindowCap)) {
       // No window can admit this: refuse before reading a byte of it.
       throw new ProtocolError(`Data frame of ${h.length} bytes exceeds any stream window`);
     }

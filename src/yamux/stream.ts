@@ -12,6 +12,11 @@ export interface StreamHost {
   streamFinished(stream: Stream, reset: boolean): void;
   /** Non-null once the session can no longer carry frames. */
   readonly terminalError: Error | null;
+  /** The last measured round trip to the peer, ms (0 when unknown). */
+  readonly rttMs: number;
+  /** Window auto-tuning: takes up to `bytes` from the session's budget; returns what it granted. */
+  reserveWindow(bytes: number): number;
+  releaseWindow(bytes: number): void;
 }
 
 export type StreamState = 'syn-sent' | 'syn-received' | 'established' | 'closed' | 'reset';
@@ -24,11 +29,33 @@ export interface StreamStats {
   bytesOut: number;
   sendWindow: number;
   recvWindow: number;
+  /** The receive window's size (above maxStreamWindowSize once auto-tuning grew it). */
+  windowSize: number;
   bufferedIn: number;
   bufferedOut: number;
   localFin: boolean;
   remoteFin: boolean;
 }
+
+/**
+ * The consumer of a stream in direct mode (see Stream.attach): payload goes straight to it and
+ * data goes straight to the link, without the Duplex's Readable/Writable machinery.
+ */
+export interface StreamSink {
+  /** A payload piece, in order. The piece's bytes count against the window until `held()` drops. */
+  data(piece: Buffer): void;
+  /** Bytes handed to `data` that the consumer still holds (e.g. a socket's writableLength). */
+  held(): number;
+  /** The peer sent FIN (after all its data). */
+  end(): void;
+  /** Queued data went out: `send` may be called again after it returned false. */
+  drain(): void;
+}
+
+/** In direct mode `send` asks the caller to wait above this many unsent bytes. */
+const DIRECT_SEND_LIMIT = 128 * 1024;
+/** Window auto-tuning's floor for the round-trip time (a local VM's is far below). */
+const MIN_RTT_MS = 1;
 
 interface PendingChunk {
   buf: Buffer;
@@ -51,6 +78,10 @@ export class Stream extends Duplex implements FrameSource {
   private ackAwaited = false;
   private sendWindow = INITIAL_STREAM_WINDOW;
   private recvWindow = INITIAL_STREAM_WINDOW;
+  /** Our receive window's size: maxStreamWindowSize, or more once auto-tuning grew it. */
+  private windowSize = INITIAL_STREAM_WINDOW;
+  private windowGrown = 0;
+  private windowEpoch = 0;
   private readonly recvQueue: Buffer[] = [];
   private recvQueued = 0;
   private readWanted = false;
@@ -62,6 +93,9 @@ export class Stream extends Duplex implements FrameSource {
   private sendHead = 0;
   private sendPending = 0;
   private timer: NodeJS.Timeout | null = null;
+  private sink: StreamSink | null = null;
+  private sinkWaiting = false;
+  private finQueued = false;
 
   constructor(
     readonly id: number,
@@ -81,6 +115,52 @@ export class Stream extends Duplex implements FrameSource {
     return this.state === 'established';
   }
 
+  /**
+   * Direct mode: from now on payload goes to `sink` instead of the Readable side, and the caller
+   * sends with `send`/`sendEnd` instead of write/end. The receive window is re-opened as the sink
+   * lets go of what it was handed, so a sink that holds everything stops the peer after one window.
+   * The stream destroys itself (emitting 'close') once both sides finished; errors still come as
+   * 'error' (listen for it).
+   */
+  attach(sink: StreamSink): void {
+    this.sink = sink;
+    while (this.recvQueue.length > 0) {
+      const piece = this.recvQueue.shift()!;
+      this.recvQueued -= piece.length;
+      sink.data(piece);
+    }
+    if (this.remoteFin && !this.endPushed) {
+      this.endPushed = true;
+      sink.end();
+    }
+    this.released();
+  }
+
+  /** Direct mode: queues `buf` as Data frames; false asks the caller to wait for sink.drain(). */
+  send(buf: Buffer): boolean {
+    this.enqueue(buf, null);
+    if (this.sendPending < DIRECT_SEND_LIMIT) return true;
+    this.sinkWaiting = true;
+    return false;
+  }
+
+  /** Direct mode: FIN once everything queued is sent (half-close). */
+  sendEnd(): void {
+    if (this.host.terminalError) return;
+    if (this.sendPending > 0) this.finQueued = true;
+    else this.sendFin();
+  }
+
+  /** Direct mode: the sink let go of data (e.g. its socket drained): re-open the window. */
+  released(): void {
+    this.maybeUpdateWindow();
+  }
+
+  /** Direct mode: both sides sent FIN (a clean end, not a reset). */
+  get closedCleanly(): boolean {
+    return this.state === 'closed';
+  }
+
   /** Sends RST and destroys the stream: the peer sees a reset, not a clean end. */
   reset(): void {
     this.destroy();
@@ -95,7 +175,8 @@ export class Stream extends Duplex implements FrameSource {
       bytesOut: this.bytesOut,
       sendWindow: this.sendWindow,
       recvWindow: this.recvWindow,
-      bufferedIn: this.recvQueued + this.readableLength,
+      windowSize: this.windowSize,
+      bufferedIn: this.recvQueued + (this.sink ? this.sink.held() : this.readableLength),
       bufferedOut: this.sendPending + this.writableLength,
       localFin: this.localFin,
       remoteFin: this.remoteFin,
@@ -109,6 +190,8 @@ export class Stream extends Duplex implements FrameSource {
     const flags = this.state === 'syn-sent' ? Flag.SYN : Flag.ACK;
     const max = this.host.config.maxStreamWindowSize;
     this.recvWindow = max;
+    this.windowSize = max;
+    this.windowEpoch = performance.now();
     this.host.writer.sendControl(FrameType.WindowUpdate, flags, this.id, max - INITIAL_STREAM_WINDOW);
     if (flags === Flag.ACK) {
       this.state = 'established';
@@ -152,7 +235,10 @@ export class Stream extends Duplex implements FrameSource {
   receiveData(piece: Buffer): void {
     this.bytesIn += piece.length;
     if (this.destroyed) return;
-    if (this.readWanted && this.recvQueued === 0) {
+    if (this.sink) {
+      this.sink.data(piece);
+      this.maybeUpdateWindow();
+    } else if (this.readWanted && this.recvQueued === 0) {
       this.readWanted = this.push(piece);
     } else {
       this.recvQueue.push(piece);
@@ -221,6 +307,14 @@ export class Stream extends Duplex implements FrameSource {
     this.bytesOut += n;
     writer.writeData(this.id, 0, n, pieces);
     for (const chunk of done) chunk.cb?.();
+    if (this.sendPending === 0 && this.finQueued) {
+      this.finQueued = false;
+      this.sendFin();
+    }
+    if (this.sinkWaiting && this.sendPending < DIRECT_SEND_LIMIT) {
+      this.sinkWaiting = false;
+      this.sink?.drain();
+    }
     return this.sendPending > 0 && this.sendWindow > 0;
   }
 
@@ -301,19 +395,36 @@ export class Stream extends Duplex implements FrameSource {
   private deliverEnd(): void {
     if (this.remoteFin && !this.endPushed && this.recvQueue.length === 0) {
       this.endPushed = true;
-      this.push(null);
+      if (this.sink) this.sink.end();
+      else this.push(null);
     }
   }
 
   /** hashicorp's rule: announce credit once at least half the window has been consumed. */
   private maybeUpdateWindow(): void {
     if (this.remoteFin || this.finished) return;
-    const max = this.host.config.maxStreamWindowSize;
-    const held = this.recvQueued + this.readableLength;
-    const delta = max - held - this.recvWindow;
-    if (delta < max / 2) return;
+    const held = this.recvQueued + (this.sink ? this.sink.held() : this.readableLength);
+    let delta = this.windowSize - held - this.recvWindow;
+    if (delta < this.windowSize / 2) return;
+    if (this.host.config.autoTuneWindowCap > this.windowSize) delta += this.growWindow();
     this.recvWindow += delta;
     this.host.writer.sendControl(FrameType.WindowUpdate, 0, this.id, delta);
+  }
+
+  /**
+   * libp2p go-yamux's auto-tuning: half the window consumed within four round trips means the
+   * peer is held back by our window, so it doubles (up to the cap, within the session's budget).
+   * The round trip counts as at least 1 ms, and as that before any ping measured it.
+   */
+  private growWindow(): number {
+    const now = performance.now();
+    const epoch = now - this.windowEpoch;
+    this.windowEpoch = now;
+    if (epoch >= 4 * Math.max(this.host.rttMs, MIN_RTT_MS)) return 0;
+    const extra = this.host.reserveWindow(Math.min(this.windowSize, this.host.config.autoTuneWindowCap - this.windowSize));
+    this.windowSize += extra;
+    this.windowGrown += extra;
+    return extra;
   }
 
   private checkFinished(): void {
@@ -328,7 +439,11 @@ export class Stream extends Duplex implements FrameSource {
     this.finished = true;
     if (reset) this.state = 'reset';
     this.clearTimer();
+    if (this.windowGrown > 0) this.host.releaseWindow(this.windowGrown);
+    this.windowGrown = 0;
     this.host.streamFinished(this, reset);
+    // Direct mode bypasses the Duplex's own ends, so its autoDestroy never fires.
+    if (this.sink && !reset && !this.destroyed) this.destroy();
   }
 
   private startTimer(ms: number, message: string): void {
