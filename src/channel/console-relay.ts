@@ -6,6 +6,9 @@ import { LineSplitter } from './line-splitter.js';
 import { RateLimiter } from './rate-limiter.js';
 import { connectWithRetry } from './unix-socket.js';
 
+/** About what a record adds to its message (time, level, name, pid, source, sandbox). */
+const RECORD_BYTES = 256;
+
 export interface ConsoleRelayOptions {
   socketPath: string;
   /** Logger for the relayed lines: a child with source=agent. */
@@ -15,6 +18,11 @@ export interface ConsoleRelayOptions {
   retryTimeoutMs: number;
   /** Lines per second relayed at most; 0 = unlimited. Dropped lines are counted and reported. */
   ratePerSecond?: number;
+  /**
+   * Whether the log can take a line of this size now (LogWriter.admit('agent', n), which counts
+   * a refusal as a drop): under a flood a line is dropped before it costs a decode and a record.
+   */
+  admit?: (bytes: number) => boolean;
 }
 
 /**
@@ -27,6 +35,9 @@ export class ConsoleRelay {
   private readonly abort = new AbortController();
   private readonly limiter: RateLimiter;
   private reportTimer: NodeJS.Timeout | null = null;
+  private readonly splitter = new LineSplitter((line, truncated) => this.relay(line, truncated));
+  /** Every read lands here: a flood allocates nothing per read (lines are decoded or copied at once). */
+  private readonly readBuffer = Buffer.allocUnsafe(16 * 1024);
   lines = 0;
 
   constructor(private readonly options: ConsoleRelayOptions) {
@@ -73,6 +84,7 @@ export class ConsoleRelay {
     return connectWithRetry(this.options.socketPath, {
       timeoutMs: this.options.retryTimeoutMs,
       signal: this.abort.signal,
+      onread: { buffer: this.readBuffer, callback: (n) => this.take(n) },
     });
   }
 
@@ -82,20 +94,24 @@ export class ConsoleRelay {
       this.reportTimer = setInterval(() => this.reportDropped(), 1000);
       this.reportTimer.unref();
     }
-    const splitter = new LineSplitter((line, truncated) => this.relay(line, truncated));
     return new Promise((resolve) => {
-      socket.on('data', (chunk: Buffer) => splitter.push(chunk));
       socket.on('error', (err) => this.options.log.debug({ err: err.message }, 'guest console read error'));
       socket.once('close', () => {
-        splitter.flush();
+        this.splitter.flush();
         resolve();
       });
     });
   }
 
-  private relay(line: string, truncated: boolean): void {
+  private take(n: number): boolean {
+    this.splitter.push(this.readBuffer.subarray(0, n));
+    return true;
+  }
+
+  private relay(bytes: Buffer, truncated: boolean): void {
     this.lines++;
-    if (!this.limiter.allow()) return;
+    if (!this.limiter.allow() || (this.options.admit && !this.options.admit(bytes.length + RECORD_BYTES))) return;
+    const line = bytes.toString('utf8');
     if (truncated) this.options.agentLog.info({ truncated: true }, line);
     else this.options.agentLog.info(line);
   }

@@ -1,54 +1,61 @@
 /**
  * Splits a byte stream into lines (LF, with a trailing CR stripped). A line longer than
- * maxLineBytes is cut there: a guest that never sends a newline cannot grow our memory.
+ * maxLineBytes is cut there: a guest that never sends a newline cannot grow our memory. Lines
+ * are handed over as bytes, valid only during the call (decode or copy them there): a line's
+ * start waits in one buffer allocated once, so splitting allocates nothing however much flows.
  */
 export class LineSplitter {
-  private partial: Buffer[] = [];
+  private readonly partial: Buffer;
   private partialBytes = 0;
 
   constructor(
-    private readonly onLine: (line: string, truncated: boolean) => void,
+    private readonly onLine: (line: Buffer, truncated: boolean) => void,
     private readonly maxLineBytes = 16 * 1024,
-  ) {}
+  ) {
+    this.partial = Buffer.allocUnsafe(maxLineBytes);
+  }
 
   push(chunk: Buffer): void {
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(0x0a, start);
       if (nl < 0) break;
-      this.take(chunk.subarray(start, nl), true);
+      this.take(chunk, start, nl, true);
       start = nl + 1;
     }
-    if (start < chunk.length) this.take(chunk.subarray(start), false);
+    if (start < chunk.length) this.take(chunk, start, chunk.length, false);
   }
 
   /** Emits what is left as a last line (the console closed mid-line). */
   flush(): void {
-    if (this.partialBytes > 0) this.emit(false);
+    if (this.partialBytes > 0) this.emitPartial(false);
   }
 
-  private take(piece: Buffer, complete: boolean): void {
-    let rest = piece;
-    while (this.partialBytes + rest.length > this.maxLineBytes) {
+  private take(chunk: Buffer, start: number, end: number, complete: boolean): void {
+    while (this.partialBytes + (end - start) > this.maxLineBytes) {
       const room = this.maxLineBytes - this.partialBytes;
-      this.partial.push(rest.subarray(0, room));
-      this.partialBytes += room;
-      this.emit(true);
-      rest = rest.subarray(room);
+      if (this.partialBytes === 0) {
+        this.emit(chunk.subarray(start, start + room), true);
+      } else {
+        chunk.copy(this.partial, this.partialBytes, start, start + room);
+        this.partialBytes += room;
+        this.emitPartial(true);
+      }
+      start += room;
     }
-    if (rest.length > 0) {
-      // Copy: the chunk's memory must not be pinned by a line that waits for its end.
-      this.partial.push(complete ? rest : Buffer.from(rest));
-      this.partialBytes += rest.length;
-    }
-    if (complete) this.emit(false);
+    if (complete && this.partialBytes === 0) return this.emit(chunk.subarray(start, end), false);
+    chunk.copy(this.partial, this.partialBytes, start, end);
+    this.partialBytes += end - start;
+    if (complete) this.emitPartial(false);
   }
 
-  private emit(truncated: boolean): void {
-    let line = (this.partial.length === 1 ? this.partial[0]! : Buffer.concat(this.partial)).toString('utf8');
-    this.partial = [];
+  private emitPartial(truncated: boolean): void {
+    const line = this.partial.subarray(0, this.partialBytes);
     this.partialBytes = 0;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    this.onLine(line, truncated);
+    this.emit(line, truncated);
+  }
+
+  private emit(line: Buffer, truncated: boolean): void {
+    this.onLine(line.at(-1) === 0x0d ? line.subarray(0, -1) : line, truncated);
   }
 }

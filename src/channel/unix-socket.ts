@@ -7,6 +7,8 @@ export interface RetryOptions {
   signal?: AbortSignal;
   /** Called before each wait, for a debug log line. */
   onRetry?: (attempt: number, err: NodeJS.ErrnoException, delayMs: number) => void;
+  /** Read into this one buffer instead of a new one per read (no 'data' events then). */
+  onread?: net.OnReadOpts;
 }
 
 /** Errors that mean "the other side is not there yet": QEMU has not created or opened the chardev. */
@@ -22,7 +24,7 @@ export async function connectWithRetry(path: string, options: RetryOptions): Pro
   for (let attempt = 1; ; attempt++) {
     options.signal?.throwIfAborted();
     try {
-      return await connectOnce(path);
+      return await connectOnce(path, options.onread);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       const left = deadline - Date.now();
@@ -41,9 +43,9 @@ export async function connectWithRetry(path: string, options: RetryOptions): Pro
   }
 }
 
-function connectOnce(path: string): Promise<net.Socket> {
+function connectOnce(path: string, onread?: net.OnReadOpts): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ path, allowHalfOpen: false });
+    const socket = net.connect({ path, allowHalfOpen: false, ...(onread ? { onread } : {}) });
     const onError = (err: Error) => {
       socket.destroy();
       reject(err);

@@ -18,30 +18,22 @@ const SHORT_ESCAPES: Record<number, string> = {
   0x5c: '\\\\',
 };
 
+/**
+ * What Go's strconv.Quote escapes: controls, quote, backslash, and the unprintable runes (C1
+ * controls, soft hyphen, zero-width and direction marks, BOM, noncharacters, lone surrogates).
+ * A surrogate pair comes first in the alternation so that it is kept whole.
+ */
+const ESCAPED = /[\ud800-\udbff][\udc00-\udfff]|[\x00-\x1f"\\\x7f-\x9f\xad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufffe\uffff\ud800-\udfff]/g;
+
 /** Go's strconv.Quote: printable runes stay, the rest become \a-style, \xHH or \uHHHH escapes. */
 export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const cp = ch.codePointAt(0)!;
-    const short = SHORT_ESCAPES[cp];
-    if (short) out += short;
-    else if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, '0')}`;
-    else if (isUnprintable(cp)) out += cp > 0xffff ? `\\U${cp.toString(16).padStart(8, '0')}` : `\\u${cp.toString(16).padStart(4, '0')}`;
-    else out += ch;
-  }
-  return `${out}"`;
+  return `"${s.replace(ESCAPED, escapeOne)}"`;
 }
 
-function isUnprintable(cp: number): boolean {
-  return (
-    (cp >= 0x80 && cp <= 0x9f) || // C1 controls
-    cp === 0xad || // soft hyphen
-    (cp >= 0x200b && cp <= 0x200f) || // zero-width and direction marks
-    (cp >= 0x2028 && cp <= 0x202e) ||
-    (cp >= 0x2060 && cp <= 0x206f) ||
-    cp === 0xfeff ||
-    (cp >= 0xd800 && cp <= 0xdfff) || // a lone surrogate
-    cp === 0xfffe ||
-    cp === 0xffff
-  );
+function escapeOne(ch: string): string {
+  if (ch.length === 2) return ch;
+  const cp = ch.charCodeAt(0);
+  const short = SHORT_ESCAPES[cp];
+  if (short) return short;
+  return cp < 0x20 || cp === 0x7f ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u${cp.toString(16).padStart(4, '0')}`;
 }

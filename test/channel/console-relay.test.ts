@@ -1,5 +1,6 @@
 import { chmodSync, statSync } from 'node:fs';
 import net from 'node:net';
+import fc from 'fast-check';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ConsoleRelay } from '../../src/channel/console-relay.js';
@@ -34,7 +35,7 @@ function recordingLogger() {
 describe('LineSplitter', () => {
   it('splits on LF, strips CR, keeps lines across chunks and cuts over-long lines', () => {
     const lines: [string, boolean][] = [];
-    const splitter = new LineSplitter((line, truncated) => lines.push([line, truncated]), 8);
+    const splitter = new LineSplitter((line, truncated) => lines.push([line.toString(), truncated]), 8);
     splitter.push(Buffer.from('ab\r\ncd'));
     splitter.push(Buffer.from('ef\n0123456789abc\n'));
     splitter.push(Buffer.from('tail'));
@@ -47,7 +48,43 @@ describe('LineSplitter', () => {
       ['tail', false],
     ]);
   });
+
+  it('property: however the bytes are chunked, lines are cut at the limit and CRs stripped the same way', () => {
+    const bytes = fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a.map((b) => [0x0a, 0x0d, 0x61, b][b % 4]!)));
+    fc.assert(
+      fc.property(bytes, fc.array(fc.nat(300)), fc.integer({ min: 1, max: 12 }), (input, cuts, max) => {
+        const expected: [string, boolean][] = [];
+        const pieces = (line: Buffer) => {
+          let rest = line;
+          for (; rest.length > max; rest = rest.subarray(max)) expected.push([stripCr(rest.subarray(0, max)), true]);
+          expected.push([stripCr(rest), false]);
+        };
+        const lines = input.toString('latin1').split('\n');
+        const last = lines.pop()!;
+        for (const l of lines) pieces(Buffer.from(l, 'latin1'));
+        if (last.length > 0) pieces(Buffer.from(last, 'latin1'));
+
+        const got: [string, boolean][] = [];
+        const splitter = new LineSplitter((line, truncated) => got.push([line.toString('latin1'), truncated]), max);
+        const at = [...new Set(cuts.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
+        let from = 0;
+        for (const c of [...at, input.length]) {
+          const chunk = Buffer.from(input.subarray(from, c));
+          splitter.push(chunk);
+          chunk.fill(0x5a); // as the relay's one read buffer is: the splitter must not keep the caller's bytes
+          from = c;
+        }
+        splitter.flush();
+        expect(got).toEqual(expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
+
+function stripCr(b: Buffer): string {
+  return (b.at(-1) === 0x0d ? b.subarray(0, -1) : b).toString('latin1');
+}
 
 describe('ConsoleRelay', () => {
   it('clears permissions for others, relays lines as agent records and reconnects when the console closes', async () => {
