@@ -1,5 +1,8 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { LOG_LEVELS, type LogFormat, type LogLevel, type LogSink } from '../log/logger.js';
+import { Command, CommanderError, Option } from 'commander';
+import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
+import { parseOctalMode, POD_DEFAULTS, SettingsError } from '../proxy/pod-settings.js';
+import { addHostCommands } from './host-commands.js';
+import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt } from './options.js';
 import { normalizeGoFlags, UsageError } from './go-flags.js';
 import { parseSocketArg } from './socket-arg.js';
 import { versionLine } from './version.js';
@@ -20,20 +23,41 @@ export interface DaemonOptions {
   drainTimeoutMs: number;
   agentLogRate: number;
   heartbeatMs: number;
+  /** Serve the read-only control endpoints (GET /pods, /pods/ID, /metrics) for this pod here. */
+  controlSocket?: string;
 }
+
+export const DEFAULT_CONTROL_SOCKET = '/run/kata-proxy/host.sock';
+export const DEFAULT_STATE_FILE = '/run/kata-proxy/pods.json';
+
+export interface HostOptions {
+  controlSocket: string;
+  stateFile: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  logSink: LogSink;
+}
+
+/** `pod add|rm|ls|show`; controlSocket unset: $KATA_PROXY_CONTROL_SOCKET or the default. */
+export type PodCommand =
+  | { action: 'add'; id: string; body: Record<string, unknown>; wait: boolean; controlSocket?: string }
+  | { action: 'rm' | 'show'; id: string; controlSocket?: string }
+  | { action: 'ls'; controlSocket?: string };
 
 export type ParsedCommand =
   | { kind: 'daemon'; options: DaemonOptions }
   | { kind: 'demo'; stay: boolean }
   | { kind: 'simulate-guest'; listen: string; console?: string }
-  | { kind: 'install-units'; dir: string; execPath?: string }
+  | { kind: 'install-units'; dir: string; execPath?: string; host: boolean }
+  | { kind: 'host'; options: HostOptions }
+  | { kind: 'pod'; command: PodCommand }
   | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
 
-const BOOLEAN_FLAGS = new Set(['debug', 'version', 'help', 'stay']);
+const BOOLEAN_FLAGS = new Set(['debug', 'version', 'help', 'stay', 'host', 'no-wait']);
 const VALUE_FLAGS = new Set([
   'listen-socket', 'mux-socket', 'mux-device', 'baud', 'agent-logs-socket', 'sandbox', 'log', 'log-format',
   'log-sink', 'retry-timeout', 'listen-mode', 'drain-timeout', 'agent-log-rate', 'heartbeat',
-  'listen', 'console', 'dir', 'exec-path',
+  'listen', 'console', 'dir', 'exec-path', 'control-socket', 'state-file',
 ]);
 
 /** Parses argv (without node and script) into what to do; never exits the process. */
@@ -42,9 +66,11 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   let out = '';
   let err = '';
   const program = buildProgram((r) => (result = r));
-  for (const cmd of [program, ...program.commands]) {
+  const configure = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
-  }
+    cmd.commands.forEach(configure);
+  };
+  configure(program);
   try {
     program.parse(normalizeGoFlags(argv, { values: VALUE_FLAGS, booleans: BOOLEAN_FLAGS }), { from: 'user' });
   } catch (e) {
@@ -52,7 +78,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
       const code = e.exitCode === 0 ? 0 : 2;
       return { kind: 'exit', code, stdout: out, stderr: err };
     }
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof SettingsError) {
       return { kind: 'exit', code: 2, stderr: `kata-proxy: ${e.message}\n${e.message.startsWith('missing') ? program.helpInformation() : ''}` };
     }
     throw e;
@@ -68,23 +94,23 @@ function buildProgram(done: (r: ParsedCommand) => void): Command {
     )
     .usage('-listen-socket unix:///run/vc/sbs/ID/proxy.sock -mux-socket /run/vc/vm/ID/kata.sock [options]')
     .helpOption('--help', 'show this help')
+    .enablePositionalOptions() // a subcommand's flags are its own, even where the daemon has the same name
     .option('--listen-socket <uri>', 'socket the shims and the runtime connect to (path or unix:// URI)')
     .option('--mux-socket <uri>', "guest channel: QEMU's agent.channel.0 chardev socket")
     .option('--mux-device <tty>', 'guest channel on a serial device instead of a socket (e.g. /dev/ttyS1)')
-    .addOption(new Option('--baud <rate>', 'baud rate of --mux-device').default(115200).argParser(positiveInt))
+    .addOption(new Option('--baud <rate>', 'baud rate of --mux-device').default(POD_DEFAULTS.baud).argParser(positiveInt))
     .option('--agent-logs-socket <uri>', "guest console socket whose lines are logged with source=agent")
     .option('--sandbox <id>', 'sandbox id, added to every log record')
-    .addOption(new Option('--log <level>', 'log level').choices([...LOG_LEVELS, 'warning']).default('warn'))
-    .addOption(new Option('--log-format <format>', 'log record format').choices(['logfmt', 'json']).default('logfmt'))
-    .addOption(
-      new Option('--log-sink <sink>', 'where logs go (auto: syslog when stderr is /dev/null)').choices(['auto', 'stderr', 'syslog']).default('auto'),
-    )
+    .addOption(logLevelOption().default('warn'))
+    .addOption(logOutputOptions()[0]!)
+    .addOption(logOutputOptions()[1]!)
     .option('--debug', 'debug mode: log level debug unless -log says otherwise')
-    .addOption(new Option('--retry-timeout <seconds>', 'how long to retry reaching the guest sockets').default(30).argParser(nonNegative))
-    .addOption(new Option('--listen-mode <octal>', 'file mode of the listen socket').default(0o660, '0660').argParser(octalMode))
-    .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM, how long live streams may finish').default(5).argParser(nonNegative))
-    .addOption(new Option('--agent-log-rate <lines>', 'relay at most this many console lines per second (0: all)').default(0).argParser(nonNegative))
-    .addOption(new Option('--heartbeat <seconds>', 'interval of the keep-moving ping to the guest (0: off)').default(1).argParser(nonNegative))
+    .addOption(new Option('--retry-timeout <seconds>', 'how long to retry reaching the guest sockets').default(POD_DEFAULTS.retryTimeout).argParser(nonNegative))
+    .addOption(new Option('--listen-mode <octal>', 'file mode of the listen socket').default(parseOctalMode('listenMode', POD_DEFAULTS.listenMode), POD_DEFAULTS.listenMode).argParser(octalMode))
+    .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM, how long live streams may finish').default(POD_DEFAULTS.drainTimeout).argParser(nonNegative))
+    .addOption(new Option('--agent-log-rate <lines>', 'relay at most this many console lines per second (0: all)').default(POD_DEFAULTS.agentLogRate).argParser(nonNegative))
+    .addOption(new Option('--heartbeat <seconds>', 'interval of the keep-moving ping to the guest (0: off)').default(POD_DEFAULTS.heartbeat).argParser(nonNegative))
+    .option('--control-socket <path>', 'serve read-only stats (GET /pods, /metrics) over HTTP on this Unix socket')
     .option('--version', 'print the version and exit')
     .showHelpAfterError(false)
     .action((opts: Record<string, unknown>, cmd: Command) => done(daemonCommand(opts, cmd)));
@@ -104,12 +130,14 @@ function buildProgram(done: (r: ParsedCommand) => void): Command {
     );
   program
     .command('install-units')
-    .description('install the systemd units kata-proxy@.service and kata-proxy@.socket')
+    .description('install the systemd units kata-proxy@.service and kata-proxy@.socket (with --host: the host mode units)')
     .option('--dir <dir>', 'unit directory', '/etc/systemd/system')
     .option('--exec-path <path>', 'kata-proxy executable the units start (default: this one)')
-    .action((opts: { dir: string; execPath?: string }) =>
-      done({ kind: 'install-units', dir: opts.dir, ...(opts.execPath ? { execPath: opts.execPath } : {}) }),
+    .option('--host', 'install kata-proxy-host.service, kata-proxy-host.socket and kata-proxy-pod@.service instead')
+    .action((opts: { dir: string; execPath?: string; host?: boolean }) =>
+      done({ kind: 'install-units', dir: opts.dir, host: opts.host === true, ...(opts.execPath ? { execPath: opts.execPath } : {}) }),
     );
+  addHostCommands(program, done);
   return program;
 }
 
@@ -143,6 +171,7 @@ function daemonCommand(opts: Record<string, unknown>, cmd: Command): ParsedComma
       drainTimeoutMs: (opts.drainTimeout as number) * 1000,
       agentLogRate: opts.agentLogRate as number,
       heartbeatMs: (opts.heartbeat as number) * 1000,
+      ...(opts.controlSocket !== undefined ? { controlSocket: parseSocketArg('control-socket', String(opts.controlSocket)) } : {}),
     },
   };
 }
@@ -152,19 +181,3 @@ function nonEmpty(flag: string, value: string): string {
   return value;
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
-function nonNegative(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
-  return n;
-}
-
-function octalMode(value: string): number {
-  if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('must be an octal file mode such as 0660');
-  return parseInt(value, 8);
-}

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { announce } from '../log/announce.js';
 import { createLoggers } from '../log/logger.js';
+import type { LogWriter } from '../log/log-writer.js';
 import { parseCommandLine, type DaemonOptions } from './command-line.js';
 import { ExitStatus } from './exit-status.js';
 import { runDaemon, type DaemonSettings } from './run-daemon.js';
@@ -31,9 +32,19 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await serveSimulatedGuest(command.listen, command.console);
       return;
     }
+    case 'host': {
+      const { runHost } = await import('./run-host.js');
+      process.exitCode = await runHost(command.options);
+      return;
+    }
+    case 'pod': {
+      const { runPodCommand } = await import('./pod-client.js');
+      process.exitCode = await runPodCommand(command.command);
+      return;
+    }
     case 'install-units': {
       const { installUnitsCommand } = await import('../systemd/install-units.js');
-      process.exitCode = await installUnitsCommand(command.dir, command.execPath);
+      process.exitCode = await installUnitsCommand(command.dir, command.execPath, command.host);
       return;
     }
   }
@@ -47,7 +58,7 @@ async function daemon(options: DaemonOptions): Promise<ExitStatus> {
     ...(options.sandbox ? { sandbox: options.sandbox } : {}),
   });
   const log = loggers.proxy;
-  installCrashHandlers(log);
+  installCrashHandlers(log, loggers.writer);
   announce(log, {
     version: packageVersion(),
     listenSocket: options.listenSocket,
@@ -73,12 +84,21 @@ async function daemon(options: DaemonOptions): Promise<ExitStatus> {
   };
   const status = await runDaemon(settings, loggers, {
     notify: systemd.notifier,
+    ...(options.controlSocket
+      ? {
+          onPod: async (pod) => {
+            const { serveDaemonControl } = await import('./daemon-control.js');
+            return serveDaemonControl(options, pod, log);
+          },
+        }
+      : {}),
     openSerial: async (path, baudRate, timeoutMs, signal) => {
       const { openSerialChannel } = await import('../channel/serial.js');
       return openSerialChannel(path, baudRate, { timeoutMs, signal });
     },
   });
   log.info({ status }, 'exiting');
+  await loggers.writer.flush();
   // Backstop: whatever a library leaves registered on the event loop (a tty poller, a timer),
   // a daemon that has stopped must end, or the runtime and systemd are left with a leaked proxy.
   setTimeout(() => process.exit(status), EXIT_BACKSTOP_MS).unref();
@@ -86,11 +106,11 @@ async function daemon(options: DaemonOptions): Promise<ExitStatus> {
 }
 
 /** An internal error is logged with its stack and ends the daemon with status 1. */
-function installCrashHandlers(log: Logger): void {
+function installCrashHandlers(log: Logger, writer: LogWriter): void {
   const crash = (err: unknown) => {
     const e = err instanceof Error ? err : new Error(String(err));
     log.fatal({ err: e.message, stack: e.stack }, 'internal error');
-    process.exit(ExitStatus.Failure);
+    void writer.flush().finally(() => process.exit(ExitStatus.Failure));
   };
   process.on('uncaughtException', crash);
   process.on('unhandledRejection', crash);

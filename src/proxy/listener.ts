@@ -14,13 +14,17 @@ export const LISTENER_OPTIONS: net.ServerOpts = {
 export class ListenSocketError extends Error {}
 
 /**
- * Creates the listen socket at `socketPath` with exactly `mode`. A stale socket file (nothing
- * listening) is replaced; a live one or a path that is not a socket is an error.
+ * Creates the listen socket at `socketPath` with exactly `mode` (on `server`, by default a
+ * proxy listener). A stale socket file (nothing listening) is replaced; a live one or a path
+ * that is not a socket is an error.
  */
-export async function listenOnPath(socketPath: string, mode: number): Promise<net.Server> {
+export async function listenOnPath<S extends net.Server = net.Server>(
+  socketPath: string,
+  mode: number,
+  server: S = net.createServer(LISTENER_OPTIONS) as S,
+): Promise<S> {
   await removeStaleSocket(socketPath);
   mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o750 });
-  const server = net.createServer(LISTENER_OPTIONS);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // bind() happens synchronously inside listen(): the umask set around it means the socket
@@ -40,8 +44,7 @@ export async function listenOnPath(socketPath: string, mode: number): Promise<ne
 }
 
 /** Serves a listening socket inherited by file descriptor (systemd socket activation). */
-export function listenOnFd(fd: number): Promise<net.Server> {
-  const server = net.createServer(LISTENER_OPTIONS);
+export function listenOnFd(fd: number, server: net.Server = net.createServer(LISTENER_OPTIONS)): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ fd }, () => {
@@ -51,7 +54,8 @@ export function listenOnFd(fd: number): Promise<net.Server> {
   });
 }
 
-async function removeStaleSocket(socketPath: string): Promise<void> {
+/** Removes a socket file nothing listens on (left by a process killed with SIGKILL). */
+export async function removeStaleSocket(socketPath: string): Promise<void> {
   let stat;
   try {
     stat = await lstat(socketPath);

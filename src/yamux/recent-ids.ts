@@ -1,20 +1,22 @@
 /** A bounded set of recently closed stream ids: late frames for them are expected, not errors. */
 export class RecentIds {
-  private readonly ring: number[];
+  /** Grows up to `capacity` (an idle session must not hold a full ring: host mode has thousands), then wraps. */
+  private readonly ring: number[] = [];
   private readonly members = new Set<number>();
   private next = 0;
 
-  constructor(private readonly capacity: number) {
-    this.ring = new Array<number>(capacity).fill(-1);
-  }
+  constructor(private readonly capacity: number) {}
 
   add(id: number): void {
     if (this.members.has(id)) return;
-    const evicted = this.ring[this.next]!;
-    if (evicted >= 0) this.members.delete(evicted);
-    this.ring[this.next] = id;
+    if (this.ring.length < this.capacity) {
+      this.ring.push(id);
+    } else {
+      this.members.delete(this.ring[this.next]!);
+      this.ring[this.next] = id;
+      this.next = (this.next + 1) % this.capacity;
+    }
     this.members.add(id);
-    this.next = (this.next + 1) % this.capacity;
   }
 
   has(id: number): boolean {

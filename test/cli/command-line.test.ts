@@ -129,7 +129,8 @@ describe('command line', () => {
     expect(parseCommandLine(['demo'])).toEqual({ kind: 'demo', stay: false });
     expect(parseCommandLine(['demo', '--stay'])).toEqual({ kind: 'demo', stay: true });
     expect(parseCommandLine(['simulate-guest', '-listen', '/tmp/k.sock'])).toEqual({ kind: 'simulate-guest', listen: '/tmp/k.sock' });
-    expect(parseCommandLine(['install-units', '--dir', '/tmp/u'])).toEqual({ kind: 'install-units', dir: '/tmp/u' });
+    expect(parseCommandLine(['install-units', '--dir', '/tmp/u'])).toEqual({ kind: 'install-units', dir: '/tmp/u', host: false });
+    expect(parseCommandLine(['install-units', '-host', '-dir=/tmp/u'])).toEqual({ kind: 'install-units', dir: '/tmp/u', host: true });
     expect(exitOf(['simulate-guest']).code).toBe(2);
   });
 });

@@ -4,6 +4,7 @@ import { echoChecked } from '../helpers/clients.js';
 import { runtimeArgv, spawnDaemon } from '../helpers/daemon.js';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 import { createTempDir } from '../helpers/tmp.js';
+import { control } from '../host/helpers.js';
 import { perTest } from '../helpers/per-test.js';
 import { simPod } from '../helpers/sim-pod.js';
 
@@ -44,6 +45,27 @@ describe('sd_notify', () => {
     await receiver.waitFor((m) => m === 'READY=1');
     await new Promise((r) => setTimeout(r, 700));
     expect(receiver.messages.filter((m) => m === 'WATCHDOG=1').length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('the host: READY=1 once its control socket serves, STATUS follows the pod table, STOPPING=1', async () => {
+    const dir = createTempDir('kpnh');
+    cleanups.push(() => dir.cleanup());
+    const receiver = new NotifyReceiver(dir.socket('notify'));
+    cleanups.push(() => receiver.close());
+    await receiver.ready();
+    const { paths } = await simPod(cleanups, 'hosted');
+    const controlSocket = dir.socket('host');
+    const host = spawnDaemon(['host', '-control-socket', controlSocket, '-state-file', dir.file('pods.json')], { NOTIFY_SOCKET: receiver.address });
+    cleanups.push(() => host.stop());
+    await receiver.waitFor((m) => m === 'READY=1');
+    await receiver.waitFor((m) => m === 'STATUS=0 pods');
+    const added = await control(controlSocket, 'PUT', '/pods/hosted?wait=serving', { listenSocket: `unix://${paths.listen}`, muxSocket: paths.mux });
+    expect(added.status).toBe(201);
+    await receiver.waitFor((m) => m === 'STATUS=1 pod');
+    expect((await control(controlSocket, 'DELETE', '/pods/hosted')).status).toBe(200);
+    await receiver.waitFor((m) => m === 'STATUS=0 pods' && receiver.messages.lastIndexOf(m) > receiver.messages.indexOf('STATUS=1 pod'));
+    expect(await host.stop()).toBe(0);
+    await receiver.waitFor((m) => m === 'STOPPING=1');
   });
 
   it('without NOTIFY_SOCKET nothing is sent and the daemon runs as usual', async () => {

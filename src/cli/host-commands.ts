@@ -1,0 +1,78 @@
+import { Option, type Command } from 'commander';
+import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
+import { parsePodId, podConfigFromJson } from '../proxy/pod-settings.js';
+import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_FILE, type ParsedCommand } from './command-line.js';
+import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt } from './options.js';
+import { parseSocketArg } from './socket-arg.js';
+
+/** `kata-proxy host` and the `kata-proxy pod add|rm|ls|show` client. */
+export function addHostCommands(program: Command, done: (r: ParsedCommand) => void): void {
+  const host = program
+    .command('host')
+    .description('serve many pods in this one process, managed over an HTTP control socket')
+    .option('--control-socket <path>', 'control socket (mode 0600), unless systemd passes one', DEFAULT_CONTROL_SOCKET)
+    .option('--state-file <path>', 'the pod table, replaced on every change and re-read at start', DEFAULT_STATE_FILE)
+    .addOption(logLevelOption().default('warn'));
+  for (const o of logOutputOptions()) host.addOption(o);
+  host.action((opts: Record<string, unknown>) =>
+    done({
+      kind: 'host',
+      options: {
+        controlSocket: parseSocketArg('control-socket', String(opts.controlSocket)),
+        stateFile: String(opts.stateFile),
+        logLevel: (opts.log === 'warning' ? 'warn' : opts.log) as LogLevel,
+        logFormat: opts.logFormat as LogFormat,
+        logSink: opts.logSink as LogSink,
+      },
+    }),
+  );
+
+  const pod = program.command('pod').description('add, remove and list the pods of a running `kata-proxy host`');
+  const controlSocket = (opts: Record<string, unknown>) =>
+    opts.controlSocket === undefined ? {} : { controlSocket: parseSocketArg('control-socket', String(opts.controlSocket)) };
+  const withControl = (cmd: Command) =>
+    cmd.option('--control-socket <path>', `the host's control socket (default: $KATA_PROXY_CONTROL_SOCKET or ${DEFAULT_CONTROL_SOCKET})`);
+
+  withControl(
+    pod
+      .command('add <id>')
+      .description("add a pod (the per-pod daemon's flags) and wait until its session is up")
+      .option('--listen-socket <uri>', 'socket the shims and the runtime connect to')
+      .option('--mux-socket <uri>', "guest channel: QEMU's agent.channel.0 chardev socket")
+      .option('--mux-device <tty>', 'guest channel on a serial device instead')
+      .addOption(new Option('--baud <rate>', 'baud rate of --mux-device').argParser(positiveInt))
+      .option('--agent-logs-socket <uri>', 'guest console socket to relay into the log')
+      .addOption(logLevelOption().default(undefined, "the host's"))
+      .addOption(new Option('--retry-timeout <seconds>', 'how long to retry reaching the guest sockets').argParser(nonNegative))
+      .addOption(new Option('--listen-mode <octal>', 'file mode of the listen socket').argParser(octalMode))
+      .addOption(new Option('--drain-timeout <seconds>', 'on removal, how long live streams may finish').argParser(nonNegative))
+      .addOption(new Option('--agent-log-rate <lines>', 'console lines per second at most (0: all)').argParser(nonNegative))
+      .addOption(new Option('--heartbeat <seconds>', 'interval of the keep-moving ping (0: off)').argParser(nonNegative))
+      .option('--no-wait', 'answer once the listen socket exists, without waiting for the guest'),
+  ).action((id: string, opts: Record<string, unknown>) => {
+    const body: Record<string, unknown> = {};
+    const socket = (flag: string, key: string) => {
+      if (opts[key] !== undefined) body[key] = parseSocketArg(flag, String(opts[key]));
+    };
+    socket('listen-socket', 'listenSocket');
+    socket('mux-socket', 'muxSocket');
+    socket('agent-logs-socket', 'agentLogsSocket');
+    if (opts.muxDevice !== undefined) body.muxDevice = opts.muxDevice;
+    if (opts.log !== undefined) body.logLevel = opts.log === 'warning' ? 'warn' : opts.log;
+    if (opts.listenMode !== undefined) body.listenMode = `0${(opts.listenMode as number).toString(8)}`;
+    for (const key of ['baud', 'retryTimeout', 'drainTimeout', 'agentLogRate', 'heartbeat']) {
+      if (opts[key] !== undefined) body[key] = opts[key];
+    }
+    podConfigFromJson(body); // the host checks it again; usage errors are found here first
+    done({ kind: 'pod', command: { action: 'add', id: parsePodId(id), body, wait: opts.wait !== false, ...controlSocket(opts) } });
+  });
+  withControl(pod.command('rm <id>').description('remove a pod: the orderly stop of its per-pod daemon')).action(
+    (id: string, opts: Record<string, unknown>) => done({ kind: 'pod', command: { action: 'rm', id: parsePodId(id), ...controlSocket(opts) } }),
+  );
+  withControl(pod.command('show <id>').description("one pod's state, counters, settings and streams, as JSON")).action(
+    (id: string, opts: Record<string, unknown>) => done({ kind: 'pod', command: { action: 'show', id: parsePodId(id), ...controlSocket(opts) } }),
+  );
+  withControl(pod.command('ls').description('every pod as a table')).action((opts: Record<string, unknown>) =>
+    done({ kind: 'pod', command: { action: 'ls', ...controlSocket(opts) } }),
+  );
+}

@@ -1,0 +1,186 @@
+import http from 'node:http';
+import type { Logger } from 'pino';
+import { listenOnPath } from '../proxy/listener.js';
+import { parsePodId, podConfigFromJson, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
+import type { AttachLink } from './host.js';
+import { HostError } from './host-error.js';
+import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
+import type { PodDetailView, PodView } from './pod-view.js';
+
+/** What the control socket serves; without the write operations it is read-only (per-pod daemon). */
+export interface PodRegistry {
+  list(): PodView[];
+  get(id: string): PodDetailView | null;
+  put?(id: string, config: PodConfig, options: { waitServing?: boolean }): Promise<{ status: 200 | 201; pod: PodView }>;
+  remove?(id: string): Promise<PodView>;
+  attach?(id: string, pid: number, link: AttachLink): Promise<void>;
+}
+
+export interface ControlServer {
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+const POD_PATH = /^\/pods\/([^/]+)(\/attach)?$/;
+
+/**
+ * The control API: HTTP/1.1 with JSON on a Unix socket (mode 0600) or on a socket systemd passed.
+ * Every refusal is a 4xx/5xx with {"error", "code"} and changes nothing.
+ */
+export async function serveControl(registry: PodRegistry, where: { path: string } | { fd: number }, log: Logger): Promise<ControlServer> {
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    route(registry, req, res).catch((err: unknown) => {
+      if (!(err instanceof HostError)) log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'control request failed');
+      sendError(res, err);
+    });
+  });
+  if ('fd' in where) {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ fd: where.fd }, resolve));
+  } else {
+    await listenOnPath(where.path, 0o600, server);
+  }
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function route(registry: PodRegistry, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://control');
+  const method = req.method ?? 'GET';
+  if (url.pathname === '/pods') {
+    allow(method, ['GET']);
+    return sendJson(res, 200, { pods: registry.list() });
+  }
+  if (url.pathname === '/metrics') {
+    allow(method, ['GET']);
+    const text = renderMetrics(registry.list());
+    res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+    return;
+  }
+  const match = POD_PATH.exec(url.pathname);
+  if (!match) throw new HostError(404, 'not-found', `no such endpoint: ${url.pathname}`);
+  const id = podIdOf(match[1]!);
+  if (match[2]) {
+    allow(method, ['GET']);
+    return attach(registry, id, url, res);
+  }
+  allow(method, ['GET', 'PUT', 'DELETE']);
+  if (method === 'GET') {
+    const pod = registry.get(id);
+    if (!pod) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
+    return sendJson(res, 200, pod);
+  }
+  if (method === 'DELETE') return sendJson(res, 200, await writable(registry.remove).call(registry, id));
+  const config = configOf(await readBody(req));
+  const wait = url.searchParams.get('wait');
+  if (wait !== null && wait !== 'serving') throw new HostError(400, 'bad-query', `wait must be "serving"`);
+  const { status, pod } = await writable(registry.put).call(registry, id, config, { waitServing: wait === 'serving' });
+  return sendJson(res, status, pod);
+}
+
+async function attach(registry: PodRegistry, id: string, url: URL, res: http.ServerResponse): Promise<void> {
+  const pid = Number(url.searchParams.get('pid'));
+  if (!Number.isInteger(pid) || pid <= 0) throw new HostError(400, 'bad-pid', 'pid must be a positive integer');
+  let headed = false;
+  let closedByUs = false;
+  const link: AttachLink = {
+    send(line) {
+      if (!headed) {
+        // No length and no chunked encoding: the body is a stream of lines until the connection closes.
+        res.sendDate = false;
+        res.useChunkedEncodingByDefault = false;
+        res.writeHead(200, { 'Content-Type': 'text/plain', Connection: 'close' });
+        headed = true;
+      }
+      res.write(line);
+    },
+    close() {
+      closedByUs = true;
+      res.end();
+    },
+    onClose(listener) {
+      res.once('close', () => {
+        if (!closedByUs) listener();
+      });
+    },
+  };
+  await writable(registry.attach).call(registry, id, pid, link);
+}
+
+function configOf(body: Buffer): PodConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new HostError(400, 'malformed-json', `the body is not JSON: ${(err as Error).message}`);
+  }
+  try {
+    return podConfigFromJson(json);
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      throw new HostError(400, err.message.startsWith('unknown field') ? 'unknown-field' : 'bad-settings', err.message);
+    }
+    throw err;
+  }
+}
+
+function podIdOf(raw: string): string {
+  try {
+    return parsePodId(decodeURIComponent(raw));
+  } catch {
+    throw new HostError(400, 'bad-id', `invalid pod id "${raw}"`);
+  }
+}
+
+function allow(method: string, methods: string[]): void {
+  if (!methods.includes(method)) throw new HostError(405, 'method-not-allowed', `${method} is not allowed here (${methods.join(', ')})`);
+}
+
+function writable<F>(op: F | undefined): F {
+  if (!op) throw new HostError(405, 'read-only', 'this control socket is read-only (a per-pod daemon)');
+  return op;
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(tooLarge());
+      } else parts.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(parts)));
+    req.once('error', reject);
+  });
+}
+
+function tooLarge(): HostError {
+  return new HostError(413, 'body-too-large', `the body is larger than ${MAX_BODY_BYTES} bytes`);
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = `${JSON.stringify(value)}\n`;
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendError(res: http.ServerResponse, err: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const e = err instanceof HostError ? err : new HostError(500, 'internal', (err as Error).message ?? String(err));
+  if (e.status === 413) res.setHeader('Connection', 'close');
+  sendJson(res, e.status, { error: e.message, code: e.code, ...(e.pod ? { pod: e.pod } : {}) });
+}

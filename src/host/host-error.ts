@@ -1,0 +1,11 @@
+/** A request the host refuses: HTTP status, a stable code, and optionally the pod it concerns. */
+export class HostError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly pod?: unknown,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,276 @@
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Loggers } from '../log/logger.js';
+import { ListenSocketError, removeStaleSocket } from '../proxy/listener.js';
+import { Pod, type PodEnd } from '../proxy/pod.js';
+import { podSettingsOf, sameConfig, type PodConfig } from '../proxy/pod-settings.js';
+import { HostError } from './host-error.js';
+import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
+import { isSameProcess, processStartTime } from './process-identity.js';
+import type { HandleRecord, PodRecord, StateFile } from './state-file.js';
+
+/** The per-pod handle's connection (GET /pods/ID/attach): lines out, and a close to notice. */
+export interface AttachLink {
+  send(line: string): void;
+  /** Ends the connection; after "ended ..." or when the host shuts down. */
+  close(): void;
+  onClose(listener: () => void): void;
+}
+
+interface Entry {
+  id: string;
+  config: PodConfig;
+  /** Null for a pod restored from the state file as already ended. */
+  pod: Pod | null;
+  end?: PodEnd;
+  handle?: HandleRecord;
+  link?: AttachLink;
+}
+
+export interface HostOptions {
+  loggers: Loggers;
+  stateFile?: StateFile;
+  openSerial?: (path: string, baudRate: number, timeoutMs: number, signal: AbortSignal) => Promise<Duplex>;
+  /** How often a pod whose recorded handle has not re-attached checks that the handle still runs. */
+  handleCheckMs?: number;
+  /** Called after every change of the pod table (for the service's status line). */
+  onChange?: (host: Host) => void;
+}
+
+/**
+ * Many pods in one process, by id. Operations on one id run one after another; nothing one
+ * pod does reaches another. A pod that ends by itself stays listed, ended, until it is removed
+ * or PUT again (which re-creates it); a pod with a per-pod handle is removed once the handle
+ * has been told how it ended.
+ */
+export class Host {
+  private readonly entries = new Map<string, Entry>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly log: Logger;
+  private readonly handleTimer: NodeJS.Timeout;
+  private closing = false;
+
+  constructor(private readonly options: HostOptions) {
+    this.log = options.loggers.proxy;
+    this.handleTimer = setInterval(() => this.dropGoneHandles(), options.handleCheckMs ?? 2000);
+    this.handleTimer.unref();
+  }
+
+  /** Re-creates the pods of a state file: live ones start again, ended ones stay listed as ended. */
+  async restore(records: PodRecord[]): Promise<void> {
+    const starting: Promise<unknown>[] = [];
+    for (const r of records) {
+      if (r.handle && !isSameProcess(r.handle.pid, r.handle.startTime)) {
+        this.log.info({ sandbox: r.id, pid: r.handle.pid }, 'the handle of this pod is gone; not re-creating it');
+        starting.push(removeStaleSocket(r.settings.listenSocket).catch(() => {}));
+        continue;
+      }
+      if (r.end) {
+        this.entries.set(r.id, { id: r.id, config: r.settings, pod: null, end: r.end });
+        continue;
+      }
+      const entry: Entry = { id: r.id, config: r.settings, pod: this.newPod(r.id, r.settings), ...(r.handle ? { handle: r.handle } : {}) };
+      this.entries.set(r.id, entry);
+      starting.push(this.startPod(entry).catch(() => {}));
+    }
+    await Promise.all(starting);
+    await this.save();
+  }
+
+  /** Pods listed, live or ended. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  list(): PodView[] {
+    return [...this.entries.values()].map((e) => this.view(e));
+  }
+
+  get(id: string): PodDetailView | null {
+    const e = this.entries.get(id);
+    return e ? { ...podDetailView(e.id, e.config, e.pod, e.end), ...this.handleView(e) } : null;
+  }
+
+  /** PUT /pods/ID: 201 created, 200 the same settings again, 409 other settings for a live pod. */
+  async put(id: string, config: PodConfig, options: { waitServing?: boolean } = {}): Promise<{ status: 200 | 201; pod: PodView }> {
+    const { status, entry } = await this.serially(id, async () => {
+      const existing = this.entries.get(id);
+      if (existing && !this.ended(existing)) {
+        if (!sameConfig(existing.config, config)) {
+          throw new HostError(409, 'conflict', `pod ${id} is live with other settings; remove it first`);
+        }
+        return { status: 200 as const, entry: existing };
+      }
+      for (const other of this.entries.values()) {
+        if (other.id !== id && !this.ended(other) && other.config.listenSocket === config.listenSocket) {
+          throw new HostError(409, 'listen-socket-taken', `pod ${other.id} listens on ${config.listenSocket}`);
+        }
+      }
+      const entry: Entry = { id, config, pod: this.newPod(id, config) };
+      try {
+        await this.startPod(entry);
+      } catch (err) {
+        const inUse = err instanceof ListenSocketError;
+        throw new HostError(inUse ? 409 : 500, inUse ? 'listen-socket-unavailable' : 'listen-failed', (err as Error).message);
+      }
+      this.entries.set(id, entry);
+      try {
+        await this.save();
+      } catch (err) {
+        this.entries.delete(id);
+        if (existing) this.entries.set(id, existing);
+        await entry.pod!.stop();
+        throw new HostError(500, 'state-file', `cannot write the state file: ${(err as Error).message}`);
+      }
+      this.log.info({ sandbox: id }, 'pod added');
+      return { status: 201 as const, entry };
+    });
+    if (options.waitServing && entry.pod) {
+      try {
+        await entry.pod.whenServing();
+      } catch {
+        throw new HostError(502, 'pod-ended', `pod ${id} ended before its session was up`, this.view(entry));
+      }
+    }
+    return { status, pod: this.view(entry) };
+  }
+
+  /** DELETE /pods/ID: the orderly stop of that pod alone; the final view. */
+  remove(id: string): Promise<PodView> {
+    return this.serially(id, async () => {
+      const entry = this.entries.get(id);
+      if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
+      const end = (await entry.pod?.stop()) ?? entry.end;
+      const view = this.view(entry);
+      this.entries.delete(id);
+      if (end) this.tellHandle(entry, end);
+      await this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
+      this.log.info({ sandbox: id }, 'pod removed');
+      return view;
+    });
+  }
+
+  /**
+   * GET /pods/ID/attach: the per-pod handle's channel. Its pid and start time are recorded; when
+   * the pod ends the handle gets "ended STATUS REASON"; when the handle goes, the pod is removed.
+   */
+  attach(id: string, pid: number, link: AttachLink): Promise<void> {
+    return this.serially(id, async () => {
+      const entry = this.entries.get(id);
+      if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
+      if (entry.link) throw new HostError(409, 'handle-attached', `pod ${id} already has a handle attached`);
+      const startTime = processStartTime(pid);
+      if (startTime === null) throw new HostError(400, 'bad-pid', `no process ${pid}`);
+      entry.handle = { pid, startTime };
+      entry.link = link;
+      link.onClose(() => this.handleLeft(entry, link));
+      const end = this.ended(entry) ? (entry.pod?.end ?? entry.end) : null;
+      if (end) this.entries.delete(id);
+      // Recorded before the handle hears "attached": from then on a host restart knows it.
+      await this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
+      link.send('attached\n');
+      if (end) this.tellHandle(entry, end);
+    });
+  }
+
+  /**
+   * Shutdown: every pod stops in order; handles are disconnected without "ended" (they reconnect
+   * to the next host), and the state file keeps the pods for it.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.handleTimer);
+    for (const e of this.entries.values()) e.link?.close();
+    await Promise.all([...this.entries.values()].map((e) => e.pod?.stop()));
+    await this.options.stateFile?.idle();
+  }
+
+  private newPod(id: string, config: PodConfig): Pod {
+    const { proxy, agent, writer } = this.options.loggers;
+    // The agent logger is only used by a console relay: no child for pods without one.
+    const loggers: Loggers = { proxy: proxy.child({ sandbox: id }), agent: config.agentLogsSocket ? agent.child({ sandbox: id }) : agent, writer };
+    if (config.logLevel) {
+      loggers.proxy.level = config.logLevel;
+      if (config.agentLogsSocket) loggers.agent.level = config.logLevel;
+    }
+    return new Pod({ settings: podSettingsOf(config), loggers, ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}) });
+  }
+
+  private async startPod(entry: Entry): Promise<void> {
+    const pod = entry.pod!;
+    void pod.whenEnded().then((end) => this.podEnded(entry, end));
+    await pod.start();
+  }
+
+  private podEnded(entry: Entry, end: PodEnd): void {
+    if (this.closing || this.entries.get(entry.id) !== entry) return;
+    if (end.reason !== 'stopped') this.log.warn({ sandbox: entry.id, reason: end.reason, err: end.error }, 'pod ended');
+    if (entry.link) {
+      this.tellHandle(entry, end);
+      this.entries.delete(entry.id);
+    }
+    this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
+  }
+
+  private tellHandle(entry: Entry, end: PodEnd): void {
+    const link = entry.link;
+    if (!link) return;
+    entry.link = undefined;
+    link.send(`ended ${end.status} ${end.reason}\n`);
+    link.close();
+  }
+
+  /** The handle went away (killed, SIGTERM, SIGINT) while its pod lived: remove the pod. */
+  private handleLeft(entry: Entry, link: AttachLink): void {
+    if (entry.link !== link || this.closing) return;
+    entry.link = undefined;
+    this.log.info({ sandbox: entry.id }, 'the handle of this pod disconnected; removing the pod');
+    this.remove(entry.id).catch(() => {});
+  }
+
+  /** Pods restored with a handle that has not re-attached: gone handles take their pod along. */
+  private dropGoneHandles(): void {
+    for (const e of this.entries.values()) {
+      if (e.handle && !e.link && !isSameProcess(e.handle.pid, e.handle.startTime)) {
+        this.log.info({ sandbox: e.id, pid: e.handle.pid }, 'the handle of this pod is gone; removing the pod');
+        e.handle = undefined;
+        this.remove(e.id).catch(() => {});
+      }
+    }
+  }
+
+  private ended(e: Entry): boolean {
+    return e.pod === null || e.pod.end !== null;
+  }
+
+  private view(e: Entry): PodView {
+    return { ...podView(e.id, e.config, e.pod, e.end), ...this.handleView(e) };
+  }
+
+  private handleView(e: Entry): Pick<PodView, 'handle'> {
+    return e.handle ? { handle: { pid: e.handle.pid, attached: e.link !== undefined } } : {};
+  }
+
+  private save(): Promise<void> {
+    this.options.onChange?.(this);
+    const file = this.options.stateFile;
+    if (!file) return Promise.resolve();
+    return file.save(() =>
+      [...this.entries.values()].map((e) => {
+        const end = e.pod?.end ?? e.end;
+        return { id: e.id, settings: e.config, ...(e.handle ? { handle: e.handle } : {}), ...(end ? { end } : {}) };
+      }),
+    );
+  }
+
+  private serially<T>(id: string, op: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(id) ?? Promise.resolve();
+    const result = previous.catch(() => {}).then(op);
+    const tail = result.catch(() => {});
+    this.queues.set(id, tail);
+    void tail.then(() => {
+      if (this.queues.get(id) === tail) this.queues.delete(id);
+    });
+    return result;
+  }
+}

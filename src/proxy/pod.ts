@@ -1,0 +1,286 @@
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { ConsoleRelay } from '../channel/console-relay.js';
+import { connectWithRetry } from '../channel/unix-socket.js';
+import type { Loggers } from '../log/logger.js';
+import type { SessionStats, StreamStats } from '../yamux/index.js';
+import { containEmitter, runAs, type FaultOwner } from './containment.js';
+import type { ProxyDiagnostics } from './diagnostics.js';
+import { LISTENER_OPTIONS, listenOnFd, listenOnPath } from './listener.js';
+import type { PodSettings } from './pod-settings.js';
+import { Proxy, type ProxyEnd } from './proxy.js';
+
+export type PodState = 'connecting' | 'serving' | 'stopping' | 'stopped';
+
+/** How a pod ended; `status` is the per-pod daemon's exit status for it. */
+export interface PodEnd {
+  reason: 'stopped' | 'guest-ended' | 'failed';
+  error?: string;
+  status: 0 | 1 | 3;
+}
+
+export interface PodSnapshot {
+  state: PodState;
+  clients: number;
+  streams: number;
+  /** Bytes from the guest to the clients / from the clients to the guest. */
+  bytesIn: number;
+  bytesOut: number;
+  uptimeMs: number;
+  connectionsServed: number;
+  end?: PodEnd;
+}
+
+export interface PodDetail extends PodSnapshot {
+  session: SessionStats | null;
+  streamDetail: StreamStats[];
+}
+
+export interface PodOptions {
+  settings: PodSettings;
+  loggers: Loggers;
+  /** Opens a tty; default: the serial module, loaded only when a pod uses a device. */
+  openSerial?: (path: string, baudRate: number, timeoutMs: number, signal: AbortSignal) => Promise<Duplex>;
+}
+
+/**
+ * One pod: its listen socket, guest channel (Unix socket or tty), Proxy (yamux session,
+ * heartbeat, clients) and console relay. No process-global state: the per-pod daemon runs one,
+ * the host runs many. Every event of its sockets and channel runs contained (containment.ts): an
+ * exception in the pod's code ends this pod with reason "failed", not the process.
+ *
+ * Events: 'status' (text), 'ready', 'end' (PodEnd, once).
+ */
+export class Pod extends EventEmitter implements FaultOwner {
+  private readonly log: Logger;
+  private readonly createdAt = Date.now();
+  private server: net.Server | null = null;
+  private proxy: Proxy | null = null;
+  private relay: ConsoleRelay | null = null;
+  private relayStarted: Promise<void> | undefined;
+  private readonly clients = new Set<net.Socket>();
+  private failure: Error | null = null;
+  private endInfo: PodEnd | null = null;
+  private readonly ended: Promise<PodEnd>;
+  private resolveEnded!: (end: PodEnd) => void;
+
+  constructor(private readonly options: PodOptions) {
+    super();
+    this.log = options.loggers.proxy;
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  get state(): PodState {
+    if (this.endInfo) return 'stopped';
+    const s = this.proxy?.state ?? 'new';
+    return s === 'new' ? 'connecting' : s;
+  }
+
+  get end(): PodEnd | null {
+    return this.endInfo;
+  }
+
+  /**
+   * Creates the listen socket, then reaches for the guest in the background; resolves once the
+   * listen socket exists. Rejects (and the pod ends, failed) if it cannot be created.
+   */
+  async start(): Promise<void> {
+    if (this.endInfo) return; // stopped before it started
+    if (this.server) throw new Error('pod already started');
+    const s = this.options.settings;
+    const server = net.createServer(LISTENER_OPTIONS);
+    // Clients may connect as soon as the socket exists, before listen resolves (its chmod is
+    // still pending, or systemd queued them): they are kept and served like any other.
+    const early: net.Socket[] = [];
+    const hold = (client: net.Socket) => early.push(client);
+    server.on('connection', hold);
+    try {
+      await (s.inheritedFd !== undefined ? listenOnFd(s.inheritedFd, server) : listenOnPath(s.listenSocket, s.listenMode, server));
+    } catch (err) {
+      this.finalize({ reason: 'failed', error: (err as Error).message, status: 1 });
+      throw err;
+    } finally {
+      server.off('connection', hold);
+    }
+    if (this.endInfo) {
+      server.close(); // stopped while the socket was being created
+      for (const client of early) client.destroy();
+      return;
+    }
+    this.server = server;
+    try {
+      runAs(this, () => this.run(server));
+      for (const client of early) server.emit('connection', client);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Resolves once the yamux session is up; rejects with the end if the pod ends first. */
+  whenServing(): Promise<void> {
+    if (this.state === 'serving') return Promise.resolve();
+    if (this.endInfo) return Promise.reject(Object.assign(new Error(`pod ${this.endInfo.reason}`), { end: this.endInfo }));
+    return new Promise((resolve, reject) => {
+      const onReady = () => {
+        this.off('end', onEnd);
+        resolve();
+      };
+      const onEnd = (end: PodEnd) => {
+        this.off('ready', onReady);
+        reject(Object.assign(new Error(`pod ${end.reason}`), { end }));
+      };
+      this.once('ready', onReady);
+      this.once('end', onEnd);
+    });
+  }
+
+  whenEnded(): Promise<PodEnd> {
+    return this.ended;
+  }
+
+  /** Orderly stop (the per-pod SIGTERM path): GoAway, live streams may finish, then close. */
+  async stop(): Promise<PodEnd> {
+    if (!this.endInfo) {
+      if (this.proxy) await this.proxy.stop().catch((err: unknown) => this.fail(err));
+      else this.finalize({ reason: 'stopped', status: 0 });
+    }
+    return this.ended;
+  }
+
+  /** An exception from this pod's code: log it with its stack and end the pod alone. */
+  fail(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (this.failure || this.endInfo) {
+      this.log.error({ err: e.message, stack: e.stack }, 'internal error in an ended pod');
+      return;
+    }
+    this.failure = e;
+    this.log.error({ err: e.message, stack: e.stack }, 'internal error; ending this pod');
+    this.server?.emit('error', e); // the Proxy ends with reason "failed"
+    this.finalize({ reason: 'failed', error: e.message, status: 1 });
+  }
+
+  snapshot(): PodSnapshot {
+    return this.describe(this.proxy?.diagnostics() ?? null);
+  }
+
+  detail(): PodDetail {
+    const d = this.proxy?.diagnostics() ?? null;
+    return { ...this.describe(d), session: d?.session ?? null, streamDetail: d?.streams ?? [] };
+  }
+
+  /** What SIGUSR1 dumps. */
+  diagnostics(): ProxyDiagnostics | null {
+    return this.proxy?.diagnostics() ?? null;
+  }
+
+  private describe(d: ProxyDiagnostics | null): PodSnapshot {
+    let bytesIn = d?.session?.bytesIn ?? 0;
+    let bytesOut = d?.session?.bytesOut ?? 0;
+    for (const s of d?.streams ?? []) {
+      bytesIn += s.bytesIn;
+      bytesOut += s.bytesOut;
+    }
+    return {
+      state: this.state,
+      clients: this.endInfo ? 0 : (this.proxy?.clientCount ?? 0),
+      streams: this.endInfo ? 0 : (this.proxy?.streamCount ?? 0),
+      bytesIn,
+      bytesOut,
+      uptimeMs: Date.now() - this.createdAt,
+      connectionsServed: d?.connectionsServed ?? 0,
+      ...(this.endInfo ? { end: this.endInfo } : {}),
+    };
+  }
+
+  private run(server: net.Server): void {
+    const s = this.options.settings;
+    // Registered before the Proxy's own listener: every client is contained from its first event.
+    server.on('connection', (client: net.Socket) => {
+      containEmitter(client, this);
+      this.clients.add(client);
+      client.once('close', () => this.clients.delete(client));
+    });
+    containEmitter(server, this);
+    if (s.agentLogsSocket) {
+      this.relay = new ConsoleRelay({
+        socketPath: s.agentLogsSocket,
+        agentLog: this.options.loggers.agent,
+        log: this.log,
+        retryTimeoutMs: s.retryTimeoutMs,
+        ratePerSecond: s.agentLogRate,
+        admit: (bytes) => this.options.loggers.writer.admit('agent', bytes),
+      });
+      // The console goes first so that the guest's early boot output is kept (as the Go proxy does).
+      this.relayStarted = this.relay.start().catch((err: Error) => {
+        this.log.warn({ err: err.message }, 'guest console not available; agent logs will not be relayed');
+      });
+    }
+    const proxy = new Proxy({
+      server,
+      logger: this.log,
+      heartbeatMs: s.heartbeatMs,
+      drainTimeoutMs: s.drainTimeoutMs,
+      openGuestChannel: (signal) => this.openGuestChannel(signal),
+    });
+    this.proxy = proxy;
+    proxy.on('status', (text: string) => this.emit('status', text));
+    proxy.on('ready', () => this.emit('ready'));
+    proxy.once('end', (end: ProxyEnd) => this.finalize(this.endOf(end)));
+    proxy.start().catch((err: Error) => {
+      if (this.endInfo?.reason !== 'stopped') this.log.error({ err: err.message }, 'cannot reach the guest channel');
+    });
+  }
+
+  private async openGuestChannel(signal: AbortSignal): Promise<Duplex> {
+    const s = this.options.settings;
+    let channel: Duplex;
+    if (s.muxDevice) {
+      const open = this.options.openSerial ?? openSerial;
+      channel = await open(s.muxDevice.path, s.muxDevice.baudRate, s.retryTimeoutMs, signal);
+    } else {
+      channel = await connectWithRetry(s.muxSocket!, {
+        timeoutMs: s.retryTimeoutMs,
+        signal,
+        onRetry: (attempt, err, delayMs) =>
+          this.log.debug({ attempt, err: err.code ?? err.message, delayMs }, 'guest channel not ready; retrying'),
+      });
+    }
+    containEmitter(channel, this);
+    return channel;
+  }
+
+  private endOf(end: ProxyEnd): PodEnd {
+    if (this.failure) return { reason: 'failed', error: this.failure.message, status: 1 };
+    switch (end.reason) {
+      case 'stopped':
+        return { reason: 'stopped', status: 0 };
+      case 'guest-ended':
+        return { reason: 'guest-ended', ...(end.error ? { error: end.error.message } : {}), status: 3 };
+      case 'failed':
+        return { reason: 'failed', error: end.error.message, status: 1 };
+    }
+  }
+
+  private finalize(end: PodEnd): void {
+    if (this.endInfo) return;
+    this.endInfo = end;
+    this.server?.close();
+    for (const client of this.clients) client.destroy();
+    this.clients.clear();
+    this.relay?.stop();
+    const relayStarted = this.relayStarted;
+    void (async () => {
+      await relayStarted;
+      this.emit('end', end);
+      this.resolveEnded(end);
+    })();
+  }
+}
+
+async function openSerial(path: string, baudRate: number, timeoutMs: number, signal: AbortSignal): Promise<Duplex> {
+  const { openSerialChannel } = await import('../channel/serial.js');
+  return openSerialChannel(path, baudRate, { timeoutMs, signal });
+}
