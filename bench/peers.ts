@@ -2,7 +2,7 @@
 // is never the bottleneck), the simulated guest, the plain-socket baseline server, the daemon
 // itself (bin/kata-proxy with the Kata runtime's argv) and the load generator.
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -178,6 +178,21 @@ export function launcherVariant(): NodeVariant {
   return { name: 'launcher', nodeFlags, env };
 }
 
+/**
+ * What bin/kata-proxy loads now: the bundle (dist/bundle, scripts/bundle.mjs) while it is at least
+ * as new as tsc's output, else dist/src (after a tsc-only build). The same rule as the launcher's.
+ */
+export function launcherEntry(launcher = LAUNCHER): 'dist/bundle' | 'dist/src' {
+  const mtime = (rel: string) => {
+    try {
+      return statSync(join(dirname(launcher), rel)).mtimeMs;
+    } catch {
+      return -1;
+    }
+  };
+  return mtime('../dist/bundle/kata-proxy.js') >= mtime('../dist/src/cli/main.js') ? 'dist/bundle' : 'dist/src';
+}
+
 export function shebangLine(): string {
   return readFileSync(LAUNCHER, 'utf8').split('\n')[0] ?? '';
 }
@@ -191,6 +206,14 @@ export interface DaemonPaths {
 /** The argv of the Kata 1.x runtime (virtcontainers/kata_proxy.go) at log level warn. */
 export function runtimeArgv(p: DaemonPaths): string[] {
   return ['-listen-socket', `unix://${p.listen}`, '-mux-socket', p.mux, '-sandbox', p.sandbox, '-log', 'warn'];
+}
+
+/** The bench's environment without what would change how node runs the daemon. */
+export function daemonEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.UV_THREADPOOL_SIZE;
+  delete env.NODE_OPTIONS;
+  return env;
 }
 
 /**
@@ -211,9 +234,7 @@ export async function startDaemon(
     throw new Error(`${main} does not exist: the CLI entry point is not built`);
   }
   const argv = runtimeArgv(paths);
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.UV_THREADPOOL_SIZE;
-  delete env.NODE_OPTIONS;
+  const env = daemonEnv();
   let proc: ChildProcess;
   if (!variant && extraNodeFlags.length === 0) {
     proc = spawn(launcher, argv, { stdio: ['ignore', 'ignore', 'pipe'], env, cwd: REPO_ROOT });
@@ -225,11 +246,23 @@ export async function startDaemon(
       cwd: REPO_ROOT,
     });
   }
-  const child = new Child(`kata-proxy${variant ? ` (${variant.name})` : ''}`, proc);
+  return untilServing(new Child(`kata-proxy${variant ? ` (${variant.name})` : ''}`, proc), paths.listen);
+}
+
+/**
+ * Starts another proxy binary with the runtime's argv: the Go reference proxy
+ * (test/go-peer/proxy) or a real Go kata-proxy (`--kata-proxy PATH`).
+ */
+export function startProxyBinary(name: string, bin: string, paths: DaemonPaths): Promise<Child> {
+  const proc = spawn(bin, runtimeArgv(paths), { stdio: ['ignore', 'ignore', 'pipe'], cwd: REPO_ROOT });
+  return untilServing(new Child(name, proc), paths.listen);
+}
+
+async function untilServing(child: Child, listen: string): Promise<Child> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (!child.alive) throw new Error(`${child.name} exited during start-up\n${child.stderrTail.join('\n')}`);
-    if (await probe(paths.listen)) return child;
+    if (await probe(listen)) return child;
     if (Date.now() > deadline) {
       await child.stop();
       throw new Error(`${child.name} did not serve within 20 s\n${child.stderrTail.join('\n')}`);
@@ -238,10 +271,14 @@ export async function startDaemon(
   }
 }
 
-/** One "echo 1" exchange: true when it comes back (the whole path is up). */
-export function probe(path: string, timeoutMs = 2000): Promise<boolean> {
+/**
+ * One "echo 1" exchange: true when it comes back (the whole path is up). `seen.connected` tells
+ * a refused connect from an accepted connection that got no answer.
+ */
+export function probe(path: string, timeoutMs = 2000, seen: { connected: boolean } = { connected: false }): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const socket = net.connect({ path, allowHalfOpen: true });
+    socket.once('connect', () => (seen.connected = true));
     let got = 0;
     const done = (ok: boolean) => {
       clearTimeout(timer);

@@ -123,5 +123,21 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * CPU time a process's threads have run so far, milliseconds, from /proc/PID/task/TID/schedstat
+ * (nanoseconds: finer than the 10 ms ticks of /proc/PID/stat); NaN if it is gone.
+ */
+export function cpuTimeMs(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    return ns / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 /** sysconf(_SC_CLK_TCK): 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;

@@ -1,8 +1,11 @@
 // Turns the measurements into tables (Markdown, readable in a terminal and pasteable into
 // BENCHMARKS.md), PASS/FAIL per target, and the comparison with the previous results.json.
+import { floodFigures, floodsSection, floodTargets, type FloodsResult } from './floods.js';
+import { hostFigures, hostSection, hostTargets, type HostFigures } from './host.js';
 import type { LatencyPhase } from './latency.js';
 import type { DensityFigures, FlagRow } from './memory.js';
 import type { PodDensity } from './pods.js';
+import type { PodStartFigures } from './pod-start.js';
 import type { MemSample } from './proc.js';
 import type { ProfileSummary } from './cpuprofile.js';
 import { ratio, type Summary } from './stats.js';
@@ -28,6 +31,9 @@ export interface Results {
   latency?: LatencyPhase;
   density?: DensityFigures;
   pods?: PodDensity;
+  podStart?: PodStartFigures;
+  floods?: FloodsResult;
+  host?: HostFigures;
   peak?: Record<string, MemSample>;
   flags?: FlagRow[];
   profile?: ProfileSummary[];
@@ -69,6 +75,9 @@ export interface Regression {
 const MiB = 1 << 20;
 export const BASELINE = 'plain';
 export const PROXY = 'proxy';
+/** The Go kata-proxy's data path (test/go-peer/proxy), and a real kata-proxy when one is given. */
+export const GO_PROXY = 'go-proxy';
+export const KATA_PROXY = 'kata-proxy';
 
 // ---- formatting -------------------------------------------------------------------------------
 
@@ -129,10 +138,12 @@ export function hopTable(results: Results): string {
   const scenarios = results.throughput ?? [];
   const paths = Object.keys(results.paths).filter((p) => scenarios.some((s) => Object.keys(s.cpu?.[p] ?? {}).length > 0));
   const roles = (p: string) => Object.keys(scenarios.find((s) => s.cpu?.[p])?.cpu[p] ?? {});
+  const refs = referenceProxies(results);
   const rows: string[][] = scenarios.map((s) => [
     `${s.dir} ×${s.streams} MiB/s`,
     x(ratio(s.mibps[PROXY]?.median, s.mibps.engine?.median)),
     x(ratio(s.mibps.relay?.median, s.mibps[BASELINE]?.median)),
+    ...refs.map((g) => x(ratio(s.mibps[PROXY]?.median, s.mibps[g]?.median))),
     ...paths.map((p) => (s.cpu?.[p] ? Object.values(s.cpu[p]!).join(' / ') : '–')),
   ]);
   const l = results.latency;
@@ -143,12 +154,62 @@ export function hopTable(results: Results): string {
           `${name} ${q}`,
           x(ratio(l[kind][PROXY]?.[q].median, l[kind].engine?.[q].median)),
           x(ratio(l[kind].relay?.[q].median, l[kind][BASELINE]?.[q].median)),
+          ...refs.map((g) => x(ratio(l[kind][PROXY]?.[q].median, l[kind][g]?.[q].median))),
           ...paths.map(() => ''),
         ]);
       }
     }
+    rows.push([
+      'storm last answer',
+      '',
+      x(ratio(l.storm.relay?.lastAnswerMs.median, l.storm[BASELINE]?.lastAnswerMs.median)),
+      ...refs.map((g) => x(ratio(l.storm[PROXY]?.lastAnswerMs.median, l.storm[g]?.lastAnswerMs.median))),
+      ...paths.map(() => ''),
+    ]);
   }
-  return table(['', 'proxy ÷ engine', 'relay ÷ plain', ...paths.map((p) => `CPU % ${results.paths[p] ?? p} (${roles(p).join('/')})`)], rows);
+  return table(
+    ['', 'proxy ÷ engine', 'relay ÷ plain', ...refs.map((g) => `ours ÷ ${g === GO_PROXY ? 'Go proxy' : g}`), ...paths.map((p) => `CPU % ${results.paths[p] ?? p} (${roles(p).join('/')})`)],
+    rows,
+  );
+}
+
+/** The Go proxies measured in this run (ours is compared with each). */
+function referenceProxies(results: Results): string[] {
+  return [GO_PROXY, KATA_PROXY].filter((p) => results.paths[p]);
+}
+
+/** CPU-seconds of each proxy process per GiB moved, throughput scenario by scenario. */
+export function cpuPerGiBTable(results: Results): string {
+  const proxies = [PROXY, ...referenceProxies(results)];
+  const refs = referenceProxies(results);
+  return table(
+    ['proxy process CPU-s per GiB', ...proxies.map((p) => results.paths[p] ?? p), ...refs.map((g) => `ours ÷ ${g === GO_PROXY ? 'Go proxy' : g}`)],
+    (results.throughput ?? []).map((s) => {
+      const of = (p: string) => s.cpuSecondsPerGiB?.[p]?.proxy;
+      return [`${s.dir} ×${s.streams}`, ...proxies.map((p) => num(of(p) ?? NaN, 2)), ...refs.map((g) => x(ratio(of(PROXY), of(g))))];
+    }),
+  );
+}
+
+export function podStartTable(results: Results): string {
+  const ps = results.podStart!;
+  const cells = (by: Record<string, Summary>, k: string) => {
+    const s = by[k];
+    if (!s) return ['–', '', ''];
+    return [
+      `${num(s.median, 1)}${spread(s, 1)}`,
+      k === 'node' ? '' : x(ratio(s.median, by.node?.median)),
+      k === 'node' || k === GO_PROXY ? '' : x(ratio(s.median, by[GO_PROXY]?.median)),
+    ];
+  };
+  return table(
+    ['', 'wall ms', '÷ bare node', '÷ Go proxy', 'CPU ms', '÷ bare node', '÷ Go proxy'],
+    Object.keys(ps.ms).map((k) => [
+      k === 'node' ? 'bare `node -e 0`' : (results.paths[k] ?? k),
+      ...cells(ps.ms, k),
+      ...cells(ps.cpuMs ?? {}, k),
+    ]),
+  );
 }
 
 export function latencyTable(results: Results): string {
@@ -168,12 +229,13 @@ export function stormTable(results: Results): string {
   const l = results.latency!;
   const base = l.storm[BASELINE]?.lastAnswerMs.median;
   return table(
-    ['path', 'clients at once', 'last answer after, ms', 'vs plain', 'served', 'refused', 'errors'],
+    ['path', 'clients at once', 'last answer after, ms', 'vs plain', 'vs Go proxy', 'served', 'refused', 'errors'],
     Object.entries(l.storm).map(([p, s]) => [
       results.paths[p] ?? p,
       String(s.clients),
       `${num(s.lastAnswerMs.median)}${spread(s.lastAnswerMs)}`,
       p === BASELINE ? '' : x(ratio(s.lastAnswerMs.median, base)),
+      p === GO_PROXY ? '' : x(ratio(s.lastAnswerMs.median, l.storm[GO_PROXY]?.lastAnswerMs.median)),
       `${s.served}/${s.attempted}`,
       String(s.refused),
       Object.entries(s.errors).map(([k, v]) => `${k}×${v}`).join(' ') || '0',
@@ -269,6 +331,14 @@ export function collectFigures(r: Results): Figure[] {
     const e = s.mibps.engine;
     const px = s.mibps[PROXY];
     if (e && px) add(`throughput.${s.dir}x${s.streams}.proxy.vsEngine`, ratio(px.median, e.median), '×', 'higher', ratio(px.min, e.max));
+    const g = s.mibps[GO_PROXY];
+    if (g && px) add(`throughput.${s.dir}x${s.streams}.proxy.vsGoProxy`, ratio(px.median, g.median), '×', 'higher', ratio(px.min, g.max));
+    for (const [p, perGiB] of Object.entries(s.cpuSecondsPerGiB ?? {})) {
+      if (perGiB.proxy !== undefined) add(`cpu.${s.dir}x${s.streams}.${p}.sPerGiB`, perGiB.proxy, 's/GiB', 'lower');
+    }
+    const cpuOurs = s.cpuSecondsPerGiB?.[PROXY]?.proxy;
+    const cpuGo = s.cpuSecondsPerGiB?.[GO_PROXY]?.proxy;
+    add(`cpu.${s.dir}x${s.streams}.proxy.vsGoProxy`, ratio(cpuOurs, cpuGo), '×', 'lower');
   }
   if (r.latency) {
     for (const kind of ['rr', 'connect'] as const) {
@@ -278,8 +348,21 @@ export function collectFigures(r: Results): Figure[] {
         addSummary(`latency.${kind}.${p}.p99us`, f.p99, 'µs', 'lower');
         if (p !== BASELINE && base) add(`latency.${kind}.${p}.p50vsPlain`, ratio(f.p50.median, base.median), '×', 'lower', ratio(f.p50.max, base.min));
       }
+      const ours = r.latency[kind][PROXY];
+      const go = r.latency[kind][GO_PROXY];
+      if (ours && go) {
+        for (const q of ['p50', 'p99'] as const) add(`latency.${kind}.proxy.${q}vsGoProxy`, ratio(ours[q].median, go[q].median), '×', 'lower', ratio(ours[q].max, go[q].min));
+      }
     }
     for (const [p, s] of Object.entries(r.latency.storm)) addSummary(`storm.${p}.lastAnswerMs`, s.lastAnswerMs, 'ms', 'lower');
+    add('storm.proxy.vsGoProxy', ratio(r.latency.storm[PROXY]?.lastAnswerMs.median, r.latency.storm[GO_PROXY]?.lastAnswerMs.median), '×', 'lower');
+  }
+  if (r.podStart) {
+    for (const [k, s] of Object.entries(r.podStart.ms)) addSummary(`podStart.${k}.ms`, s, 'ms', 'lower');
+    for (const [k, s] of Object.entries(r.podStart.cpuMs ?? {})) addSummary(`podStart.${k}.cpuMs`, s, 'ms', 'lower');
+    add('podStart.proxy.vsNode', ratio(r.podStart.ms[PROXY]?.median, r.podStart.ms.node?.median), '×', 'lower');
+    add('podStart.proxy.cpuVsNode', ratio(r.podStart.cpuMs?.[PROXY]?.median, r.podStart.cpuMs?.node?.median), '×', 'lower');
+    add('podStart.proxy.vsGoProxy', ratio(r.podStart.ms[PROXY]?.median, r.podStart.ms[GO_PROXY]?.median), '×', 'lower');
   }
   if (r.density) {
     add('memory.idle.rss', r.density.idle.rss, 'B', 'lower');
@@ -288,6 +371,8 @@ export function collectFigures(r: Results): Figure[] {
     add('memory.threads.idle', r.density.idle.threads, '', 'lower');
   }
   if (r.pods) add('memory.perPod.uss', r.pods.perPod.uss, 'B', 'lower');
+  if (r.floods) out.push(...floodFigures(r.floods));
+  if (r.host) out.push(...hostFigures(r.host));
   for (const s of r.throughput ?? []) {
     const p = s.peak?.[PROXY];
     if (p) add(`memory.peak.${s.dir}x${s.streams}.rss`, p.rss, 'B', 'lower');
@@ -311,6 +396,28 @@ export function evaluateTargets(r: Results): TargetResult[] {
       }
     }
   }
+  for (const s of r.throughput ?? []) {
+    const v = ratio(s.mibps[PROXY]?.median, s.mibps[GO_PROXY]?.median);
+    if (Number.isFinite(v)) t.push({ name: `${s.dir} ×${s.streams} ≥ 1.0× the Go proxy`, value: v, op: '>=', limit: 1, unit: '×', pass: v >= 1 });
+  }
+  for (const s of r.throughput ?? []) {
+    const v = ratio(s.cpuSecondsPerGiB?.[PROXY]?.proxy, s.cpuSecondsPerGiB?.[GO_PROXY]?.proxy);
+    if (Number.isFinite(v)) t.push({ name: `${s.dir} ×${s.streams} proxy CPU-s per GiB ≤ the Go proxy's`, value: v, op: '<=', limit: 1, unit: '×', pass: v <= 1 });
+  }
+  if (r.latency) {
+    for (const [kind, name] of [['rr', 'req/resp'], ['connect', 'connect+req+close']] as const) {
+      for (const q of ['p50', 'p99'] as const) {
+        const v = ratio(r.latency[kind][PROXY]?.[q].median, r.latency[kind][GO_PROXY]?.[q].median);
+        if (Number.isFinite(v)) t.push({ name: `${name} ${q} ≤ the Go proxy's`, value: v, op: '<=', limit: 1, unit: '×', pass: v <= 1 });
+      }
+    }
+  }
+  if (r.podStart) {
+    const v = ratio(r.podStart.ms[PROXY]?.median, r.podStart.ms.node?.median);
+    if (Number.isFinite(v)) t.push({ name: 'pod start ≤ 1.3× a bare `node -e 0`', value: v, op: '<=', limit: 1.3, unit: '×', pass: v <= 1.3 });
+    const c = ratio(r.podStart.cpuMs?.[PROXY]?.median, r.podStart.cpuMs?.node?.median);
+    if (Number.isFinite(c)) t.push({ name: 'pod start, CPU time ≤ 1.3× a bare `node -e 0`', value: c, op: '<=', limit: 1.3, unit: '×', pass: c <= 1.3 });
+  }
   if (r.latency) {
     const v = ratio(r.latency.rr[PROXY]?.p50.median, r.latency.rr[BASELINE]?.p50.median);
     t.push({ name: 'req/resp p50 ≤ 2× plain socket', value: v, op: '<=', limit: 2, unit: '×', pass: v <= 2 });
@@ -326,6 +433,8 @@ export function evaluateTargets(r: Results): TargetResult[] {
     const threads = Math.max(r.density.idle.threads, r.density.withConns.threads, r.peak?.[PROXY]?.threads ?? 0);
     t.push({ name: 'threads (idle, 1000 conns, peak) ≤ 6', value: threads, op: '<=', limit: 6, unit: '', pass: threads <= 6 });
   }
+  if (r.floods) t.push(...floodTargets(r.floods));
+  if (r.host) t.push(...hostTargets(r.host));
   return t;
 }
 
@@ -379,13 +488,33 @@ export function render(r: Results, previousFound: boolean): string {
   if (r.throughput) {
     parts.push(`## Throughput, MiB/s: median [min–max] (ratio to the plain socket)\n\n${throughputTable(r)}`);
     parts.push(
-      `## The proxy hop alone (proxy → Go ÷ engine → Go; relay ÷ plain is a bare Node hop without yamux) and CPU use per process (% of one core during the timed runs; ${r.machine.nproc} cores in all)\n\n${hopTable(r)}`,
+      `## The proxy hop alone (proxy → Go ÷ engine → Go; relay ÷ plain is a bare Node hop without yamux), ours against the Go proxy (MiB/s: higher is better; µs and ms: lower is better), and CPU use per process (% of one core during the timed runs; ${r.machine.nproc} cores in all)\n\n${hopTable(r)}`,
+    );
+  }
+  if (r.throughput?.some((s) => s.cpuSecondsPerGiB?.[GO_PROXY])) {
+    parts.push(
+      `## Proxy CPU per GiB moved (CPU-seconds of the proxy process, user + system, over the timed runs ÷ GiB of payload; echo counts each byte once though it crosses twice)\n\n${cpuPerGiBTable(r)}`,
+    );
+  }
+  if (r.podStart) {
+    const lost = Object.entries(r.podStart.unanswered).filter(([, n]) => n > 0);
+    const errors =
+      (r.podStart.errors.length > 0 ? `\n\n${r.podStart.errors.length} runs failed: ${r.podStart.errors.slice(0, 3).join('; ')}` : '') +
+      (lost.length > 0
+        ? `\n\n! first connection accepted but never answered (the client connected again after 2 s): ${lost.map(([k, n]) => `${k} ${n} runs`).join(', ')}`
+        : '');
+    parts.push(
+      `## Pod start: spawn to the first answered request through the listen socket (guest already up), median of ${r.podStart.runs} interleaved runs [min–max]; ` +
+        `CPU ms: what the process used until then, all threads (bare node: spawn to exit; its CPU until its one line ran)\n\n${podStartTable(r)}` +
+        `${r.podStart.daemonEntry ? `\n\nbin/kata-proxy loaded ${r.podStart.daemonEntry}.` : ''}${errors}`,
     );
   }
   if (r.latency) {
     parts.push(`## Latency, µs: median of the repetitions' percentiles [min–max] (ratio to the plain socket)\n\n${latencyTable(r)}`);
     parts.push(`## Connection storm\n\n${stormTable(r)}`);
   }
+  if (r.floods) parts.push(floodsSection(r.floods));
+  if (r.host) parts.push(hostSection(r.host));
   if (r.density || r.peak) {
     const note = r.density
       ? `\n\nRSS counts every page the daemon touches; PSS divides shared pages (the node binary) among the ${r.density.nodeProcesses} node processes running when it was sampled; USS is the daemon's private memory (what one more pod adds at least).`

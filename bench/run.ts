@@ -5,18 +5,21 @@
 //
 // Options: --quick (fewer/smaller repetitions, for trying things out; results are not written
 // unless --out is given), --profile (also CPU-profile the daemon), --only=throughput,latency,
-// memory,pods,flags, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
+// memory,pods,host,flags,floods, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
 // with a change applied: its bin/kata-proxy becomes one more path, "proxy B → Go", measured
 // side by side with this tree's), --paths=plain,engine,proxy,proxy-sim,proxy-b, --dirs=up,down,echo,
-// --streams=1,64 (subsets, for experiments).
+// --streams=1,64 (subsets, for experiments), --kata-proxy PATH (a real Go kata-proxy binary: one
+// more path, "kata-proxy → Go", measured as ours; it needs /dev/log), --start-runs=N (pod start).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { measureFloods } from './floods.js';
+import { measureHost } from './host.js';
 import { runLatency, type LatencyOptions } from './latency.js';
 import { measureDensity, measureFlags } from './memory.js';
 import { measurePods } from './pods.js';
-import { buildGoPeer } from '../test/go-peer/build.js';
+import { buildGoPeer, buildGoProxy } from '../test/go-peer/build.js';
 import {
   goGoBench,
   goPeerErrors,
@@ -27,9 +30,13 @@ import {
   startDaemon,
   startGoPeer,
   startNodeChild,
+  startProxyBinary,
+  launcherEntry,
+  LAUNCHER,
   type Child,
   type NodeVariant,
 } from './peers.js';
+import { bareNode, measurePodStart, proxySubject, type StartSubject } from './pod-start.js';
 import { runProfiles, type ProfileSpec } from './profile.js';
 import {
   collectFigures,
@@ -51,6 +58,8 @@ interface Options {
   reps: number;
   out: string | null;
   ab: string | null;
+  kataProxy: string | null;
+  startRuns: number;
   paths: Set<string> | null;
   dirs: string[];
   streams: number[];
@@ -59,12 +68,15 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const get = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-  const only = new Set((get('only') ?? 'throughput,latency,memory,pods,flags').split(','));
+  const only = new Set((get('only') ?? 'podstart,throughput,latency,floods,memory,pods,host,flags').split(','));
+  const kataProxyAt = argv.indexOf('--kata-proxy');
   if (argv.includes('--profile')) only.add('profile');
   const defaultOut = join(REPO_ROOT, 'bench', 'results.json');
   const out = argv.includes('--no-write') ? null : (get('out') ?? (quick ? null : defaultOut));
   return { quick, profile: only.has('profile'), only, reps: Number(get('reps') ?? (quick ? 2 : 5)), out,
     ab: get('ab') ?? null,
+    kataProxy: get('kata-proxy') ?? (kataProxyAt >= 0 ? (argv[kataProxyAt + 1] ?? null) : null),
+    startRuns: Number(get('start-runs') ?? (quick ? 3 : 7)),
     paths: get('paths') ? new Set(get('paths')!.split(',')) : null,
     dirs: (get('dirs') ?? 'up,down,echo').split(','),
     streams: (get('streams') ?? '1,64').split(',').map(Number),
@@ -125,6 +137,7 @@ async function main(): Promise<void> {
   log(`daemon launcher: ${shebangLine()}`);
 
   const goBin = await buildGoPeer();
+  const goProxyBin = await buildGoProxy();
   const tmp = mkdtempSync(join(os.tmpdir(), 'kpb-'));
   const sock = (name: string) => join(tmp, name);
   const children: Child[] = [];
@@ -146,6 +159,7 @@ async function main(): Promise<void> {
       relay: 'plain + Node relay hop',
       engine: 'engine → Go',
       proxy: 'proxy → Go',
+      'go-proxy': 'Go proxy → Go',
       'proxy-sim': 'proxy → sim guest',
       'go-go': 'Go ↔ Go (reference)',
     },
@@ -190,6 +204,19 @@ async function main(): Promise<void> {
     const proxySim = await startDaemon({ listen: sock('proxy-sim.sock'), mux: sock('sim.sock'), sandbox: 'bench-sim' });
     children.push(proxySim);
 
+    const goProxy = await startProxyBinary('go-proxy', goProxyBin, { listen: sock('go-proxy.sock'), mux: sock('go.sock'), sandbox: 'bench-go-proxy' });
+    children.push(goProxy);
+    let kataProxy: Child | null = null;
+    if (o.kataProxy) {
+      if (!existsSync('/dev/log')) {
+        log(`\n! --kata-proxy ${o.kataProxy}: /dev/log is missing (no syslog daemon or journald socket here); the Go kata-proxy exits without it, so it is left out`);
+      } else {
+        results.paths['kata-proxy'] = `kata-proxy → Go (${o.kataProxy})`;
+        kataProxy = await startProxyBinary('kata-proxy', o.kataProxy, { listen: sock('kata-proxy.sock'), mux: sock('go.sock'), sandbox: 'bench-kata-proxy' });
+        children.push(kataProxy);
+      }
+    }
+
     let proxyB: Child | null = null;
     if (o.ab) {
       results.paths['proxy-b'] = `proxy B → Go (${o.ab})`;
@@ -203,6 +230,10 @@ async function main(): Promise<void> {
       { key: 'proxy', label: results.paths.proxy!, target: { kind: 'socket', path: sock('proxy.sock') }, daemonPid: proxy.pid, pids: { client: client.pid, proxy: proxy.pid, guest: goPeer.pid } },
       { key: 'proxy-sim', label: results.paths['proxy-sim']!, target: { kind: 'socket', path: sock('proxy-sim.sock') }, daemonPid: proxySim.pid, pids: { client: client.pid, proxy: proxySim.pid, guest: sim.pid } },
     ];
+    allPaths.push({ key: 'go-proxy', label: results.paths['go-proxy']!, target: { kind: 'socket', path: sock('go-proxy.sock') }, daemonPid: goProxy.pid, pids: { client: client.pid, proxy: goProxy.pid, guest: goPeer.pid } });
+    if (kataProxy) {
+      allPaths.push({ key: 'kata-proxy', label: results.paths['kata-proxy']!, target: { kind: 'socket', path: sock('kata-proxy.sock') }, daemonPid: kataProxy.pid, pids: { client: client.pid, proxy: kataProxy.pid, guest: goPeer.pid } });
+    }
     allPaths.push({
       key: 'go-go',
       label: results.paths['go-go']!,
@@ -230,6 +261,22 @@ async function main(): Promise<void> {
       launcher: shebangLine(),
     };
 
+    if (o.only.has('podstart')) {
+      const subjects: StartSubject[] = [bareNode, proxySubject('proxy', LAUNCHER, sock('go.sock')), proxySubject('go-proxy', goProxyBin, sock('go.sock'))];
+      if (kataProxy) subjects.push(proxySubject('kata-proxy', o.kataProxy!, sock('go.sock')));
+      log(`\n# pod start: spawn to the first answered request through the listen socket (guest up), ${o.startRuns} interleaved runs; bare node = \`node -e 0\` to exit`);
+      const entry = launcherEntry();
+      results.podStart = await measurePodStart(subjects, sock, o.startRuns);
+      const ps = results.podStart;
+      ps.daemonEntry = launcherEntry() === entry ? entry : `${entry}, then ${launcherEntry()} (rebuilt during the runs)`;
+      log(`  bin/kata-proxy loaded ${ps.daemonEntry}`);
+      const lost = Object.entries(ps.unanswered).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}×`);
+      log(
+        `  ${Object.entries(ps.ms).map(([k, s]) => `${k} ${s.median.toFixed(1)} ms (CPU ${ps.cpuMs[k]!.median.toFixed(1)})`).join(', ')}${ps.errors.length ? `; ! ${ps.errors.slice(0, 3).join('; ')}` : ''}` +
+          `${lost.length ? `; ! first connection accepted, never answered: ${lost.join(', ')}` : ''}`,
+      );
+    }
+
     if (o.only.has('throughput')) {
       log(`\n# throughput: ${o.reps} timed repetitions per path after a sha256-checked warm-up`);
       const t = await runThroughput(client, paths, specs, o.reps, log);
@@ -245,6 +292,15 @@ async function main(): Promise<void> {
       log(`\n# latency: ${lo.reps} repetitions of ${lo.rrCount} round trips / ${lo.connectCount} connections per path`);
       const latencyPaths = paths.filter((p) => !p.run);
       results.latency = await runLatency(client, latencyPaths, latencyPaths, lo, log);
+    }
+    if (o.only.has('floods')) {
+      const fo = o.quick ? { reps: 1, rrCount: 300 } : { reps: o.reps, rrCount: 2000 };
+      log(`\n# floods: req/resp through the proxy while the guest console floods and stderr is read slowly, ${fo.reps} × ${fo.rrCount} round trips`);
+      results.floods = await measureFloods(client, sock('go.sock'), sock, fo, log);
+    }
+    if (o.only.has('host')) {
+      log(`\n# host mode: one \`kata-proxy host\` for every pod against per-pod daemons (memory, busy neighbour, 8 pods at once, restart, pod start)`);
+      results.host = await measureHost({ dir: sock('host'), goMux: sock('go.sock'), client, quick: o.quick, reps: o.reps, startRuns: o.startRuns }, log);
     }
     const peerErrors = goPeerErrors(goPeer);
     if (peerErrors.length > 0) log(`  ! the Go peer reported ${peerErrors.length} failed streams: ${peerErrors.slice(0, 3).join('; ')}`);

@@ -39,6 +39,11 @@ export interface ScenarioResult {
   mibps: Record<string, Summary>;
   /** CPU use of each process on the path during the timed runs, % of one core (100 = one core busy). */
   cpu: Record<string, Record<string, number>>;
+  /**
+   * CPU-seconds (user + system, /proc/PID/stat) each process on the path used per GiB of payload
+   * over the timed runs; the payload is counted as MiB/s counts it (echo: once, though it crosses twice).
+   */
+  cpuSecondsPerGiB?: Record<string, Record<string, number>>;
   /** Peak memory of each proxy daemon during this scenario (64-stream scenarios only). */
   peak?: Record<string, MemSample>;
   errors: Record<string, string[]>;
@@ -68,12 +73,14 @@ export async function runThroughput(
     const errors: Record<string, string[]> = {};
     const cpuUsed: Record<string, Record<string, number>> = {};
     const wall: Record<string, number> = {};
+    const moved: Record<string, number> = {};
     const scenarioPeak: Record<string, MemSample> = {};
     for (const p of active) {
       samples[p.key] = [];
       errors[p.key] = [];
       cpuUsed[p.key] = Object.fromEntries(Object.keys(p.pids).map((role) => [role, 0]));
       wall[p.key] = 0;
+      moved[p.key] = 0;
     }
     const t0 = Date.now();
     for (let round = 0; round <= reps; round++) {
@@ -106,13 +113,17 @@ export async function runThroughput(
           samples[p.key]!.push(r.bytes / MiB / r.seconds);
           // The job's wall time includes a little set-up and tear-down around r.seconds.
           wall[p.key]! += r.seconds;
+          moved[p.key]! += r.bytes;
           for (const [role, c0] of cpu0) cpuUsed[p.key]![role]! += cpuSeconds(p.pids[role]!) - c0;
         }
       }
     }
     const mibps: Record<string, Summary> = {};
     const cpu: Record<string, Record<string, number>> = {};
+    const cpuSecondsPerGiB: Record<string, Record<string, number>> = {};
     for (const p of active) {
+      const gib = moved[p.key]! / 2 ** 30;
+      cpuSecondsPerGiB[p.key] = Object.fromEntries(Object.entries(cpuUsed[p.key]!).map(([role, c]) => [role, Math.round((1000 * c) / gib) / 1000]));
       mibps[p.key] = summarize(samples[p.key]!);
       cpu[p.key] = Object.fromEntries(Object.entries(cpuUsed[p.key]!).map(([role, c]) => [role, Math.round((100 * c) / wall[p.key]!)]));
     }
@@ -123,6 +134,7 @@ export async function runThroughput(
       reps,
       mibps,
       cpu,
+      cpuSecondsPerGiB,
       ...(Object.keys(scenarioPeak).length > 0 ? { peak: scenarioPeak } : {}),
       errors,
     });
