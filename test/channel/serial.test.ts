@@ -55,6 +55,7 @@ function collect(stream: Duplex, bytes: number): Promise<Buffer> {
       n += c.length;
       if (n < bytes) return;
       stream.off('data', take);
+      stream.off('error', reject);
       resolve(Buffer.concat(chunks));
     };
     stream.on('data', take);
