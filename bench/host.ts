@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { controlRequest } from '../src/hosted/control-request.js';
+import { controlRequest } from '../src/host/control-client.js';
 import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startDaemon, startNodeChild, type DaemonPaths } from './peers.js';
 import { measurePodStart, proxySubject } from './pod-start.js';
 import { sampleMemory, settledSample, sleep, type MemSample } from './proc.js';

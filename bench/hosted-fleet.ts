@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { controlRequest } from '../src/hosted/control-request.js';
+import { controlRequest } from '../src/host/control-client.js';
 import { Child, daemonEnv, LAUNCHER, probe, REPO_ROOT, runtimeArgv, startDaemon, startNodeChild, type DaemonPaths } from './peers.js';
 import { sampleMemory, settledSample, sleep } from './proc.js';
 

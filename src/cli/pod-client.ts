@@ -1,4 +1,4 @@
-import http from 'node:http';
+import { controlRequest } from '../host/control-client.js';
 import type { PodView } from '../host/pod-view.js';
 import { DEFAULT_CONTROL_SOCKET, type PodCommand } from './command-line.js';
 import { ExitStatus } from './exit-status.js';
@@ -39,30 +39,13 @@ export async function runPodCommand(command: PodCommand, env: NodeJS.ProcessEnv 
   return ExitStatus.Ok;
 }
 
-function send(socketPath: string, command: PodCommand): Promise<Reply> {
+async function send(socketPath: string, command: PodCommand): Promise<Reply> {
   const path = command.action === 'ls' ? '/pods' : `/pods/${encodeURIComponent(command.id)}`;
   const method = { add: 'PUT', rm: 'DELETE', show: 'GET', ls: 'GET' }[command.action];
-  const body = command.action === 'add' ? JSON.stringify(command.body) : undefined;
   const query = command.action === 'add' && command.wait ? '?wait=serving' : '';
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath, path: path + query, method, headers: body ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } : {} },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(parts).toString()) as Record<string, unknown> });
-          } catch (err) {
-            reject(err as Error);
-          }
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  const { status, body } = await controlRequest(socketPath, method, path + query, command.action === 'add' ? command.body : undefined, 0);
+  if (typeof body !== 'object' || body === null) throw new Error(`the host answered ${status} without JSON: ${String(body)}`);
+  return { status, body: body as Record<string, unknown> };
 }
 
 /** `pod ls`: one row per pod, columns aligned. */

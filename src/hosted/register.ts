@@ -5,7 +5,7 @@ import { UsageError } from '../cli/go-flags.js';
 import { createLoggers } from '../log/logger.js';
 import { packageRoot } from '../package-root.js';
 import { parsePodId, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
-import { controlRequest } from './control-request.js';
+import { controlRequest } from '../host/control-client.js';
 import { splitHostedArgs } from './hosted-args.js';
 import { podConfigOf } from './pod-settings.js';
 

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlRequest } from '../../src/hosted/control-request.js';
+import { controlRequest } from '../../src/host/control-client.js';
 import { echoChecked } from '../helpers/clients.js';
 import { runtimeArgv, spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { findGoPeer, startGoPeer, type GoPeer } from '../helpers/go-peer.js';

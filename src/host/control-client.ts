@@ -5,7 +5,10 @@ export interface ControlAnswer {
   body: unknown;
 }
 
-/** One JSON request to the host's control API on its Unix socket. Rejects with the socket error (err.code). */
+/**
+ * One JSON request to the host's control API on its Unix socket (`timeoutMs` 0: no limit, for a
+ * PUT that waits for the guest). Rejects with the socket error (err.code).
+ */
 export function controlRequest(socketPath: string, method: string, path: string, body: unknown, timeoutMs: number): Promise<ControlAnswer> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? '' : JSON.stringify(body);
