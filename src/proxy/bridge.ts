@@ -12,9 +12,9 @@ export interface BridgeEnd {
  * payload goes straight to the client socket's write, and the stream's receive window re-opens
  * as the socket hands it to the kernel (a client that stops reading stops the guest after one
  * window); client reads go straight into Data frames, and the client is paused while its stream
- * has too much unsent. Half-close is forwarded both ways (client EOF -> FIN, FIN -> client
- * shutdown(SHUT_WR)), and an error, reset or abrupt close on either side destroys the other, so
- * neither outlives the other.
+ * still holds part of its last read. Half-close is forwarded both ways (client EOF -> FIN, FIN ->
+ * client shutdown(SHUT_WR)), and an error, reset or abrupt close on either side destroys the
+ * other, so neither outlives the other.
  *
  * Written out instead of two pipe() calls: pipe() costs about 1.5 KB of closures and state per
  * direction, and an idle connection is what a pod holds most of.
