@@ -7,7 +7,7 @@ import { RateLimiter } from './rate-limiter.js';
 import { connectWithRetry } from './unix-socket.js';
 
 /** About what a record adds to its message (time, level, name, pid, source, sandbox). */
-const RECORD_BYTES = 256;
+export const RECORD_BYTES = 256;
 
 export interface ConsoleRelayOptions {
   socketPath: string;
@@ -23,6 +23,11 @@ export interface ConsoleRelayOptions {
    * a refusal as a drop): under a flood a line is dropped before it costs a decode and a record.
    */
   admit?: (bytes: number) => boolean;
+  /**
+   * Whether the log refuses every console line now (its queue is full), and where lines passed
+   * over for that are counted: a flood then costs a scan for line ends, not a call per line.
+   */
+  shedding?: { active(): boolean; count(lines: number): void };
 }
 
 /**
@@ -104,7 +109,15 @@ export class ConsoleRelay {
   }
 
   private take(n: number): boolean {
-    this.splitter.push(this.readBuffer.subarray(0, n));
+    const chunk = this.readBuffer.subarray(0, n);
+    const shedding = this.options.shedding;
+    if (shedding?.active()) {
+      const lines = this.splitter.skip(chunk);
+      this.lines += lines;
+      shedding.count(lines);
+    } else {
+      this.splitter.push(chunk);
+    }
     return true;
   }
 

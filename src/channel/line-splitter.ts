@@ -26,6 +26,27 @@ export class LineSplitter {
     if (start < chunk.length) this.take(chunk, start, chunk.length, false);
   }
 
+  /**
+   * Like push, for when no line would be kept: the lines this chunk completes are only counted
+   * (the one in progress among them), none is handed over. What follows the last LF starts the
+   * next line as usual. Returns how many lines were passed over.
+   */
+  skip(chunk: Buffer): number {
+    let lines = 0;
+    let start = 0;
+    for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
+      lines++;
+      start = nl + 1;
+    }
+    if (lines === 0) {
+      this.take(chunk, 0, chunk.length, false);
+      return 0;
+    }
+    this.partialBytes = 0;
+    if (start < chunk.length) this.take(chunk, start, chunk.length, false);
+    return lines;
+  }
+
   /** Emits what is left as a last line (the console closed mid-line). */
   flush(): void {
     if (this.partialBytes > 0) this.emitPartial(false);

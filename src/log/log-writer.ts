@@ -89,9 +89,19 @@ export class LogWriter {
    * as a drop. Lets a caller skip formatting a record that would be dropped anyway.
    */
   admit(priority: Priority, bytes: number): boolean {
-    if (this.reporting || this.pending + bytes <= (priority === 'agent' ? this.agentLimit : this.budget)) return true;
+    if (!this.refuses(priority, bytes)) return true;
     this.countDrop('sink slow', priority);
     return false;
+  }
+
+  /** Whether `admit` would refuse any record of this priority and size now (nothing is counted). */
+  refuses(priority: Priority, bytes: number): boolean {
+    return !this.reporting && this.pending + bytes > (priority === 'agent' ? this.agentLimit : this.budget);
+  }
+
+  /** Counts records the caller passed over because `refuses` said so. */
+  dropped(priority: Priority, count: number): void {
+    if (count > 0) this.countDrop('sink slow', priority, count);
   }
 
   /** Writes a record `admit` let through; only the whole budget can refuse it now. */

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ConsoleRelay } from '../channel/console-relay.js';
+import { ConsoleRelay, RECORD_BYTES } from '../channel/console-relay.js';
 import { connectWithRetry } from '../channel/unix-socket.js';
 import type { Loggers } from '../log/logger.js';
 import type { SessionStats, StreamStats } from '../yamux/index.js';
@@ -212,6 +212,10 @@ export class Pod extends EventEmitter implements FaultOwner {
         retryTimeoutMs: s.retryTimeoutMs,
         ratePerSecond: s.agentLogRate,
         admit: (bytes) => this.options.loggers.writer.admit('agent', bytes),
+        shedding: {
+          active: () => this.options.loggers.writer.refuses('agent', RECORD_BYTES),
+          count: (lines) => this.options.loggers.writer.dropped('agent', lines),
+        },
       });
       // The console goes first so that the guest's early boot output is kept (as the Go proxy does).
       this.relayStarted = this.relay.start().catch((err: Error) => {

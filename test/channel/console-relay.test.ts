@@ -3,7 +3,7 @@ import net from 'node:net';
 import fc from 'fast-check';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { ConsoleRelay } from '../../src/channel/console-relay.js';
+import { ConsoleRelay, type ConsoleRelayOptions } from '../../src/channel/console-relay.js';
 import { LineSplitter } from '../../src/channel/line-splitter.js';
 import { until } from '../helpers/yamux-pair.js';
 import { createTempDir } from '../helpers/tmp.js';
@@ -24,6 +24,21 @@ async function consoleServer(path: string) {
     return new Promise((r) => server.close(r));
   });
   return { clients, server };
+}
+
+/** A relay started on a fresh console socket, connected; its records kept. */
+async function relayOnConsole(options: Pick<ConsoleRelayOptions, 'ratePerSecond' | 'shedding'>) {
+  const dir = createTempDir('kpc');
+  cleanups.push(() => dir.cleanup());
+  const path = dir.socket('console');
+  const { clients } = await consoleServer(path);
+  const agent = recordingLogger();
+  const own = recordingLogger();
+  const relay = new ConsoleRelay({ socketPath: path, agentLog: agent.logger, log: own.logger, retryTimeoutMs: 5000, ...options });
+  cleanups.push(() => relay.stop());
+  await relay.start();
+  await until(() => clients.length === 1);
+  return { clients, agent, own, relay };
 }
 
 function recordingLogger() {
@@ -47,6 +62,16 @@ describe('LineSplitter', () => {
       ['89abc', false],
       ['tail', false],
     ]);
+  });
+
+  it('skip: counts the lines a chunk completes (the one in progress among them) and keeps what follows', () => {
+    const lines: string[] = [];
+    const splitter = new LineSplitter((line) => lines.push(line.toString()), 8);
+    splitter.push(Buffer.from('ab\ncd'));
+    expect(splitter.skip(Buffer.from('ef\ngh\nij'))).toBe(2); // "cdef" and "gh"
+    expect(splitter.skip(Buffer.from('k'))).toBe(0);
+    splitter.push(Buffer.from('l\nmn\n'));
+    expect(lines).toEqual(['ab', 'ijkl', 'mn']);
   });
 
   it('property: however the bytes are chunked, lines are cut at the limit and CRs stripped the same way', () => {
@@ -112,17 +137,23 @@ describe('ConsoleRelay', () => {
     expect(agent.records[3]!.msg).toBe('after reconnect');
   });
 
+  it('while the log refuses every line, lines are only counted as dropped, and relayed again once it takes them', async () => {
+    let refusing = true;
+    let dropped = 0;
+    const shedding = { active: () => refusing, count: (n: number) => (dropped += n) };
+    const { clients, agent, relay } = await relayOnConsole({ shedding });
+    clients[0]!.write(Array.from({ length: 5000 }, (_, i) => `flood line ${i}\n`).join('') + 'half');
+    await until(() => relay.lines === 5000);
+    expect(dropped).toBe(5000);
+    expect(agent.records).toEqual([]);
+    refusing = false;
+    clients[0]!.write(' a line\nnext\n');
+    await until(() => agent.records.length === 2);
+    expect(agent.records.map((r) => r.msg)).toEqual(['half a line', 'next']);
+  });
+
   it('rate limit: drops beyond the limit and reports how many', async () => {
-    const dir = createTempDir('kpc');
-    cleanups.push(() => dir.cleanup());
-    const path = dir.socket('console');
-    const { clients } = await consoleServer(path);
-    const agent = recordingLogger();
-    const own = recordingLogger();
-    const relay = new ConsoleRelay({ socketPath: path, agentLog: agent.logger, log: own.logger, retryTimeoutMs: 5000, ratePerSecond: 100 });
-    cleanups.push(() => relay.stop());
-    await relay.start();
-    await until(() => clients.length === 1);
+    const { clients, agent, own, relay } = await relayOnConsole({ ratePerSecond: 100 });
     clients[0]!.write(Array.from({ length: 1000 }, (_, i) => `boot line ${i}\n`).join(''));
     await until(() => relay.lines === 1000);
     await until(() => own.records.some((r) => r.msg === 'agent log lines dropped by the rate limit'), 3000);

@@ -70,6 +70,18 @@ describe('LogWriter on a pipe that is not read', () => {
     expect(writer.unreported).toEqual([]);
   });
 
+  it('refuses() says ahead whether agent lines would be dropped, counting nothing; dropped() counts them in bulk', () => {
+    const pipe = fifo();
+    const writer = new LogWriter(new FdSink(pipe.writer), { budgetBytes: 64 * 1024 });
+    expect(writer.refuses('agent', 256)).toBe(false);
+    for (let i = 0; writer.admit('agent', 100); i++) writer.write(line('agent', i), 6, 'agent');
+    expect(writer.unreported).toEqual([{ reason: 'sink slow', dropped: 1, agentLines: 1 }]);
+    expect(writer.refuses('agent', 256)).toBe(true);
+    expect(writer.refuses('proxy', 256)).toBe(false); // the daemon's own records keep their share
+    writer.dropped('agent', 5000);
+    expect(writer.unreported).toEqual([{ reason: 'sink slow', dropped: 5001, agentLines: 5001 }]);
+  });
+
   it('a record that cannot be written at all (no reader: EPIPE) is counted as a sink error', () => {
     const pipe = fifo();
     closeSync(pipe.reader);
