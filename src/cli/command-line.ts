@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
 import { parseOctalMode, POD_DEFAULTS, SettingsError } from '../proxy/pod-settings.js';
 import { addHostCommands } from './host-commands.js';
-import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt } from './options.js';
+import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt, seconds } from './options.js';
 import { normalizeGoFlags, UsageError } from './go-flags.js';
 import { parseSocketArg } from './socket-arg.js';
 import { versionLine } from './version.js';
@@ -105,11 +105,11 @@ function buildProgram(done: (r: ParsedCommand) => void): Command {
     .addOption(logOutputOptions()[0]!)
     .addOption(logOutputOptions()[1]!)
     .option('--debug', 'debug mode: log level debug unless -log says otherwise')
-    .addOption(new Option('--retry-timeout <seconds>', 'how long to retry reaching the guest sockets').default(POD_DEFAULTS.retryTimeout).argParser(nonNegative))
+    .addOption(new Option('--retry-timeout <seconds>', 'how long to retry reaching the guest sockets').default(POD_DEFAULTS.retryTimeout).argParser(seconds))
     .addOption(new Option('--listen-mode <octal>', 'file mode of the listen socket').default(parseOctalMode('listenMode', POD_DEFAULTS.listenMode), POD_DEFAULTS.listenMode).argParser(octalMode))
-    .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM, how long live streams may finish').default(POD_DEFAULTS.drainTimeout).argParser(nonNegative))
+    .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM, how long live streams may finish').default(POD_DEFAULTS.drainTimeout).argParser(seconds))
     .addOption(new Option('--agent-log-rate <lines>', 'relay at most this many console lines per second (0: all)').default(POD_DEFAULTS.agentLogRate).argParser(nonNegative))
-    .addOption(new Option('--heartbeat <seconds>', 'interval of the keep-moving ping to the guest (0: off)').default(POD_DEFAULTS.heartbeat).argParser(nonNegative))
+    .addOption(new Option('--heartbeat <seconds>', 'interval of the keep-moving ping to the guest (0: off)').default(POD_DEFAULTS.heartbeat).argParser(seconds))
     .option('--control-socket <path>', 'serve read-only stats (GET /pods, /metrics) over HTTP on this Unix socket')
     .option('--version', 'print the version and exit')
     .showHelpAfterError(false)

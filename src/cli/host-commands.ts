@@ -1,8 +1,8 @@
 import { Option, type Command } from 'commander';
 import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
-import { parsePodId, podConfigFromJson } from '../proxy/pod-settings.js';
+import { formatMode, parsePodId, podConfigFromJson } from '../proxy/pod-settings.js';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_FILE, type ParsedCommand } from './command-line.js';
-import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt } from './options.js';
+import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt, seconds } from './options.js';
 import { parseSocketArg } from './socket-arg.js';
 
 /** `kata-proxy host` and the `kata-proxy pod add|rm|ls|show` client. */
@@ -43,11 +43,11 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
       .addOption(new Option('--baud <rate>', 'baud rate of --mux-device').argParser(positiveInt))
       .option('--agent-logs-socket <uri>', 'guest console socket to relay into the log')
       .addOption(logLevelOption().default(undefined, "the host's"))
-      .addOption(new Option('--retry-timeout <seconds>', 'how long to retry reaching the guest sockets').argParser(nonNegative))
+      .addOption(new Option('--retry-timeout <seconds>', 'how long to retry reaching the guest sockets').argParser(seconds))
       .addOption(new Option('--listen-mode <octal>', 'file mode of the listen socket').argParser(octalMode))
-      .addOption(new Option('--drain-timeout <seconds>', 'on removal, how long live streams may finish').argParser(nonNegative))
+      .addOption(new Option('--drain-timeout <seconds>', 'on removal, how long live streams may finish').argParser(seconds))
       .addOption(new Option('--agent-log-rate <lines>', 'console lines per second at most (0: all)').argParser(nonNegative))
-      .addOption(new Option('--heartbeat <seconds>', 'interval of the keep-moving ping (0: off)').argParser(nonNegative))
+      .addOption(new Option('--heartbeat <seconds>', 'interval of the keep-moving ping (0: off)').argParser(seconds))
       .option('--no-wait', 'answer once the listen socket exists, without waiting for the guest'),
   ).action((id: string, opts: Record<string, unknown>) => {
     const body: Record<string, unknown> = {};
@@ -59,7 +59,7 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
     socket('agent-logs-socket', 'agentLogsSocket');
     if (opts.muxDevice !== undefined) body.muxDevice = opts.muxDevice;
     if (opts.log !== undefined) body.logLevel = opts.log === 'warning' ? 'warn' : opts.log;
-    if (opts.listenMode !== undefined) body.listenMode = `0${(opts.listenMode as number).toString(8)}`;
+    if (opts.listenMode !== undefined) body.listenMode = formatMode(opts.listenMode as number);
     for (const key of ['baud', 'retryTimeout', 'drainTimeout', 'agentLogRate', 'heartbeat']) {
       if (opts[key] !== undefined) body[key] = opts[key];
     }

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS } from '../log/logger.js';
-import { parseNonNegative, parseOctalMode, parsePositiveInt, SettingsError } from '../proxy/pod-settings.js';
+import { parseNonNegative, parseOctalMode, parsePositiveInt, parseSeconds, SettingsError } from '../proxy/pod-settings.js';
 
 /** A pod-settings check as a commander argument parser. */
 function checked<T>(check: (name: string, value: string) => T): (value: string) => T {
@@ -15,6 +15,7 @@ function checked<T>(check: (name: string, value: string) => T): (value: string) 
 
 export const positiveInt = checked(parsePositiveInt);
 export const nonNegative = checked(parseNonNegative);
+export const seconds = checked(parseSeconds);
 export const octalMode = checked(parseOctalMode);
 
 export function logLevelOption(): Option {

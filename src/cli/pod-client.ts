@@ -19,7 +19,9 @@ export async function runPodCommand(command: PodCommand, env: NodeJS.ProcessEnv 
     return ExitStatus.Failure;
   }
   if (reply.status >= 300) {
-    process.stderr.write(`kata-proxy: ${String(reply.body.error)} (${String(reply.body.code)})\n`);
+    // A pod that ended before its session was up (502) says why in its end.
+    const why = (reply.body.pod as PodView | undefined)?.end?.error;
+    process.stderr.write(`kata-proxy: ${String(reply.body.error)} (${String(reply.body.code)})${why ? `: ${why}` : ''}\n`);
     return ExitStatus.Failure;
   }
   switch (command.action) {

@@ -104,9 +104,12 @@ async function attach(registry: PodRegistry, id: string, url: URL, res: http.Ser
       res.end();
     },
     onClose(listener) {
-      res.once('close', () => {
+      const left = () => {
         if (!closedByUs) listener();
-      });
+      };
+      // The handle may have gone while its attach waited behind another operation on the pod.
+      if (res.destroyed) queueMicrotask(left);
+      else res.once('close', left);
     },
   };
   await writable(registry.attach).call(registry, id, pid, link);

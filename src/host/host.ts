@@ -65,16 +65,19 @@ export class Host {
         starting.push(removeStaleSocket(r.settings.listenSocket).catch(() => {}));
         continue;
       }
+      const handle = r.handle ? { handle: r.handle } : {};
       if (r.end) {
-        this.entries.set(r.id, { id: r.id, config: r.settings, pod: null, end: r.end });
+        // Kept for its handle to hear how it ended, or removed with that handle if it dies first.
+        this.entries.set(r.id, { id: r.id, config: r.settings, pod: null, end: r.end, ...handle });
         continue;
       }
-      const entry: Entry = { id: r.id, config: r.settings, pod: this.newPod(r.id, r.settings), ...(r.handle ? { handle: r.handle } : {}) };
+      const entry: Entry = { id: r.id, config: r.settings, pod: this.newPod(r.id, r.settings), ...handle };
       this.entries.set(r.id, entry);
       starting.push(this.startPod(entry).catch(() => {}));
     }
     await Promise.all(starting);
-    await this.save();
+    // A state file that cannot be written fails each PUT with its reason; the pods run meanwhile.
+    await this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
   }
 
   /** Pods listed, live or ended. */
@@ -94,6 +97,7 @@ export class Host {
   /** PUT /pods/ID: 201 created, 200 the same settings again, 409 other settings for a live pod. */
   async put(id: string, config: PodConfig, options: { waitServing?: boolean } = {}): Promise<{ status: 200 | 201; pod: PodView }> {
     const { status, entry } = await this.serially(id, async () => {
+      if (this.closing) throw shuttingDown();
       const existing = this.entries.get(id);
       if (existing && !this.ended(existing)) {
         if (!sameConfig(existing.config, config)) {
@@ -112,6 +116,11 @@ export class Host {
       } catch (err) {
         const inUse = err instanceof ListenSocketError;
         throw new HostError(inUse ? 409 : 500, inUse ? 'listen-socket-unavailable' : 'listen-failed', (err as Error).message);
+      }
+      if (this.closing) {
+        // close() has stopped the pods it knew of; this one started after: stop it too.
+        await entry.pod!.stop();
+        throw shuttingDown();
       }
       this.entries.set(id, entry);
       try {
@@ -273,4 +282,8 @@ export class Host {
     });
     return result;
   }
+}
+
+function shuttingDown(): HostError {
+  return new HostError(503, 'shutting-down', 'the host is shutting down');
 }

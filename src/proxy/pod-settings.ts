@@ -90,10 +90,10 @@ export function podConfigFromJson(body: unknown): PodConfig {
   const config: PodConfig = {
     listenSocket: parseSocketPath('listenSocket', text('listenSocket')),
     baud: number('baud', parsePositiveInt, POD_DEFAULTS.baud),
-    heartbeat: number('heartbeat', parseNonNegative, POD_DEFAULTS.heartbeat),
-    drainTimeout: number('drainTimeout', parseNonNegative, POD_DEFAULTS.drainTimeout),
+    heartbeat: number('heartbeat', parseSeconds, POD_DEFAULTS.heartbeat),
+    drainTimeout: number('drainTimeout', parseSeconds, POD_DEFAULTS.drainTimeout),
     agentLogRate: number('agentLogRate', parseNonNegative, POD_DEFAULTS.agentLogRate),
-    retryTimeout: number('retryTimeout', parseNonNegative, POD_DEFAULTS.retryTimeout),
+    retryTimeout: number('retryTimeout', parseSeconds, POD_DEFAULTS.retryTimeout),
     listenMode: b.listenMode === undefined ? POD_DEFAULTS.listenMode : formatMode(parseOctalMode('listenMode', text('listenMode'))),
   };
   if (b.muxSocket !== undefined) config.muxSocket = parseSocketPath('muxSocket', text('muxSocket'));
@@ -149,6 +149,16 @@ export function parsePositiveInt(name: string, value: string): number {
 export function parseNonNegative(name: string, value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new SettingsError(`${name}: must be a number >= 0`);
+  return n;
+}
+
+/** Node turns a timer longer than 2^31-1 ms into 1 ms: a 30-day heartbeat would ping every millisecond. */
+const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A duration in seconds, as a timer can hold it. */
+export function parseSeconds(name: string, value: string): number {
+  const n = parseNonNegative(name, value);
+  if (n > MAX_SECONDS) throw new SettingsError(`${name}: must be at most ${MAX_SECONDS} seconds`);
   return n;
 }
 

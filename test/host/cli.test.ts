@@ -33,6 +33,9 @@ describe('host mode command line', () => {
         command: { action: 'add', id: 'p1', wait: false, body: { listenSocket: '/a.sock', muxSocket: '/b.sock', heartbeat: 2, listenMode: '0600' } },
       });
     }
+    expect(parseCommandLine(['pod', 'add', 'p1', '-listen-socket', '/a', '-mux-socket', '/b', '-listen-mode', '0006'])).toMatchObject({
+      command: { body: { listenMode: '0006' } },
+    });
     expect(parseCommandLine(['pod', 'ls', '-control-socket', '/c.sock'])).toEqual({ kind: 'pod', command: { action: 'ls', controlSocket: '/c.sock' } });
     expect(parseCommandLine(['pod', 'rm', 'p1'])).toEqual({ kind: 'pod', command: { action: 'rm', id: 'p1' } });
     expect(parseCommandLine(['-listen-socket', '/a', '-mux-socket', '/b', '-control-socket', '/c'])).toMatchObject({ kind: 'daemon', options: { controlSocket: '/c' } });
@@ -40,6 +43,8 @@ describe('host mode command line', () => {
       ['pod', 'add', 'p1', '-mux-socket', '/b'], // no listen socket
       ['pod', 'add', 'p1', '-listen-socket', '/a'], // no guest channel
       ['pod', 'add', 'p1', '-listen-socket', '/a', '-mux-socket', '/b', '-heartbeat', 'soon'],
+      ['pod', 'add', 'p1', '-listen-socket', '/a', '-mux-socket', '/b', '-heartbeat', '3000000'], // a timer turns 2^31 ms and more into 1 ms
+      ['-listen-socket', '/a', '-mux-socket', '/b', '-drain-timeout', '3000000'],
       ['pod', 'add', 'bad/id', '-listen-socket', '/a', '-mux-socket', '/b'],
       ['pod', 'show'],
       ['pod', 'frobnicate'],
@@ -92,6 +97,9 @@ describe('host mode command line', () => {
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toMatch(/cannot reach the host at .*nobody\.sock/);
     expect(kp(['pod', 'add', 'pod-3', '-mux-socket', '/x'], env).code).toBe(2);
+    const noGuest = kp(['pod', 'add', 'pod-4', '-listen-socket', t.tmp.socket('p4'), '-mux-socket', t.tmp.socket('g4'), '-retry-timeout', '0.2'], env);
+    expect(noGuest.code).toBe(1);
+    expect(noGuest.stderr).toMatch(/ended before its session was up \(pod-ended\): .*gave up after 200 ms/);
   });
 
   it('the per-pod daemon serves GET /pods, /pods/ID and /metrics on -control-socket, read-only', async () => {

@@ -1,7 +1,13 @@
 // The control API of an in-process Host over a real Unix socket, pods with simulated guests.
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { serveControl } from '../../src/host/control-server.js';
+import { Host } from '../../src/host/host.js';
+import { processStartTime } from '../../src/host/process-identity.js';
+import { StateFile } from '../../src/host/state-file.js';
+import { createLoggers } from '../../src/log/logger.js';
+import { podConfigFromJson } from '../../src/proxy/pod-settings.js';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { perTest } from '../helpers/per-test.js';
@@ -24,6 +30,16 @@ function sleeper() {
   const proc = spawn('sleep', ['60'], { stdio: 'ignore' });
   t.cleanups.push(() => proc.kill('SIGKILL'));
   return proc;
+}
+
+/** Pod "a" serving, with a handle (a sleeping process) attached to it. */
+async function attachedPod() {
+  const h = await setup();
+  await control(h.socket, 'PUT', '/pods/a?wait=serving', podBody(t.tmp, 'a'));
+  const handle = sleeper();
+  const link = await attachRaw(h.socket, 'a', handle.pid!);
+  await eventually(() => link.text().endsWith('attached\n'));
+  return { h, handle, link };
 }
 
 describe('control API', () => {
@@ -102,6 +118,7 @@ describe('control API', () => {
       ['PUT', '/pods/b', '[1,2]', 400, 'bad-settings'],
       ['PUT', '/pods/b', { ...body, bogus: 1 }, 400, 'unknown-field'],
       ['PUT', '/pods/b', { ...body, heartbeat: -1 }, 400, 'bad-settings'],
+      ['PUT', '/pods/b', { ...body, heartbeat: 3e6 }, 400, 'bad-settings'],
       ['PUT', '/pods/b', { ...body, listenMode: '999' }, 400, 'bad-settings'],
       ['PUT', '/pods/b', { ...body, logLevel: 'loud' }, 400, 'bad-settings'],
       ['PUT', '/pods/b', { ...body, listenSocket: 'tcp://1.2.3.4:5' }, 400, 'bad-settings'],
@@ -182,11 +199,7 @@ describe('control API', () => {
 
   describe('attach (the per-pod handle of issue 10)', () => {
     it('"attached", then "ended 0 stopped" when the pod is removed; the pid and start time are recorded', async () => {
-      const h = await setup();
-      await control(h.socket, 'PUT', '/pods/a?wait=serving', podBody(t.tmp, 'a'));
-      const handle = sleeper();
-      const link = await attachRaw(h.socket, 'a', handle.pid!);
-      await eventually(() => link.text().endsWith('attached\n'));
+      const { h, handle, link } = await attachedPod();
       expect(link.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
       const head = link.text().split('\r\n\r\n')[0]!;
       expect(head).toMatch(/\r\ncontent-type: text\/plain/i);
@@ -231,6 +244,85 @@ describe('control API', () => {
       expect((await control(h.socket, 'GET', '/pods')).json.pods[0].id).toBe('b');
       expect(() => statSync(t.tmp.socket('p-a'))).toThrow();
       expect(await echoChecked(t.tmp.socket('p-b'), 1000)).toBe(true);
+    });
+
+    it('a handle that goes while its attach waits behind another operation on the pod: the pod is removed, not held by a dead link', async () => {
+      const h = await setup();
+      const body = podBody(t.tmp, 'a', { drainTimeout: 2 });
+      await control(h.socket, 'PUT', '/pods/a?wait=serving', body);
+      const { connect } = await import('../helpers/clients.js');
+      const client = await connect(t.tmp.socket('p-a'));
+      client.on('error', () => {});
+      client.write('source 100000000\n'); // unread: the stream cannot finish, the DELETE below waits for it (drain)
+      await eventually(async () => (await control(h.socket, 'GET', '/pods/a')).json.streams === 1);
+      const pause = () => new Promise((r) => setTimeout(r, 150));
+      const removed = control(h.socket, 'DELETE', '/pods/a');
+      await pause();
+      const added = control(h.socket, 'PUT', '/pods/a', body);
+      await pause();
+      const link = await attachRaw(h.socket, 'a', sleeper().pid!);
+      await pause();
+      link.socket.destroy(); // the handle dies while its attach is queued
+      expect((await removed).status).toBe(200);
+      expect((await added).status).toBe(201);
+      await eventually(async () => (await control(h.socket, 'GET', '/pods/a')).status === 404, 5000, 'the pod removed with its handle');
+    });
+  });
+
+  describe('shutdown and state file failures', () => {
+    it('the host shutting down disconnects handles without removing their pods: the state file keeps them', async () => {
+      const { h, handle, link } = await attachedPod();
+      await h.close(); // as runHost on SIGTERM: the control server, then the host
+      await link.closed;
+      await new Promise((r) => setTimeout(r, 300)); // time for a removal to be written, were one under way
+      expect(h.host.size).toBe(1);
+      expect(link.text()).not.toMatch(/ended/);
+      const pods = JSON.parse(readFileSync(h.stateFile, 'utf8')).pods;
+      expect(pods).toMatchObject([{ id: 'a', handle: { pid: handle.pid } }]);
+      expect(pods[0].end).toBeUndefined();
+    });
+
+    it('a PUT still starting its pod when the host shuts down is refused (503) and its pod stopped', async () => {
+      const h = await setup();
+      const put = h.host.put('a', podConfigFromJson(podBody(t.tmp, 'a'))).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      await h.close();
+      expect(await put).toMatchObject({ status: 503, code: 'shutting-down' });
+      expect(existsSync(t.tmp.socket('p-a'))).toBe(false);
+    });
+
+    it('a pod restored as ended keeps its handle record: the handle hears the end, or the pod goes when the handle dies', async () => {
+      const h = await setup([]);
+      const settings = podConfigFromJson(podBody(t.tmp, 'a'));
+      const handles = [sleeper(), sleeper()];
+      const record = (id: string, pid: number) => ({ id, settings: { ...settings, listenSocket: t.tmp.socket(`p-${id}`) }, handle: { pid, startTime: processStartTime(pid)! }, end: { reason: 'guest-ended' as const, status: 3 as const } });
+      await h.host.restore([record('a', handles[0]!.pid!), record('b', handles[1]!.pid!)]);
+      expect((await control(h.socket, 'GET', '/pods/a')).json.handle).toEqual({ pid: handles[0]!.pid, attached: false });
+      const link = await attachRaw(h.socket, 'a', handles[0]!.pid!);
+      await link.closed;
+      expect(link.text()).toMatch(/\r\n\r\nattached\nended 3 guest-ended\n$/);
+      handles[1]!.kill('SIGKILL');
+      await eventually(async () => (await control(h.socket, 'GET', '/pods')).json.pods.length === 0, 5000, 'the pod removed with its dead handle');
+    });
+
+    it('an unwritable state file: the host still starts, a PUT answers 500 and adds nothing', async () => {
+      const records: string[] = [];
+      const loggers = createLoggers({ level: 'info', format: 'json', sink: 'stderr', stderr: { write: (l: string) => records.push(l) } });
+      const notADirectory = t.tmp.file('plain');
+      writeFileSync(notADirectory, '');
+      const host = new Host({ loggers, stateFile: new StateFile(`${notADirectory}/pods.json`) });
+      await host.restore([]);
+      const socket = t.tmp.socket('host');
+      const server = await serveControl(host, { path: socket }, loggers.proxy);
+      t.cleanups.push(() => host.close(), () => server.close());
+      expect(records.join('')).toMatch(/cannot write the state file/);
+      const r = await control(socket, 'PUT', '/pods/a', podBody(t.tmp, 'a'));
+      expect(r.status).toBe(500);
+      expect(r.json.code).toBe('state-file');
+      expect((await control(socket, 'GET', '/pods')).json.pods).toEqual([]);
+      expect(existsSync(t.tmp.socket('p-a'))).toBe(false);
     });
   });
 });
