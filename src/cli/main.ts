@@ -34,7 +34,9 @@ export async function main(argv: string[]): Promise<void> {
     }
     case 'host': {
       const { runHost } = await import('./run-host.js');
-      process.exitCode = await runHost(command.options);
+      const status = await runHost(command.options);
+      process.exitCode = status;
+      setTimeout(() => process.exit(status), EXIT_BACKSTOP_MS).unref();
       return;
     }
     case 'pod': {

@@ -22,7 +22,9 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
   const stateFile = new StateFile(options.stateFile);
   let records;
   try {
-    records = await stateFile.load();
+    records = await stateFile.load((index, reason) =>
+      log.error({ pod: index, err: reason, kept: `${options.stateFile}.rejected` }, 'a pod of the state file cannot be re-created; skipped'),
+    );
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot read the state file');
     return ExitStatus.Failure;

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PodEnd } from '../proxy/pod.js';
 import { parsePodId, podConfigFromJson, type PodConfig } from '../proxy/pod-settings.js';
@@ -27,8 +27,13 @@ export class StateFile {
 
   constructor(readonly path: string) {}
 
-  /** The records, or none when the file does not exist. Throws on a file it cannot read. */
-  async load(): Promise<PodRecord[]> {
+  /**
+   * The records, or none when the file does not exist. Throws on a file it cannot read; a pod it
+   * cannot take (settings this version refuses) is left out and reported through `onSkip`, so one
+   * bad record does not keep every other pod down. The file as it was is kept beside it
+   * (`.rejected`) before anything overwrites it.
+   */
+  async load(onSkip: (index: number, reason: string) => void = () => {}): Promise<PodRecord[]> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -44,18 +49,21 @@ export class StateFile {
     }
     const pods = (doc as { pods?: unknown }).pods;
     if (!Array.isArray(pods)) throw new Error(`state file ${this.path} has no "pods" array`);
-    return pods.map((p: Record<string, unknown>, i) => {
+    const records: PodRecord[] = [];
+    pods.forEach((p: Record<string, unknown>, i) => {
       try {
-        return {
-          id: parsePodId(String(p.id)),
-          settings: podConfigFromJson(p.settings),
-          ...(isHandle(p.handle) ? { handle: p.handle } : {}),
-          ...(p.end ? { end: p.end as PodEnd } : {}),
-        };
+        records.push({
+          id: parsePodId(String(p?.id)),
+          settings: podConfigFromJson(p?.settings),
+          ...(isHandle(p?.handle) ? { handle: p.handle } : {}),
+          ...(p?.end ? { end: p.end as PodEnd } : {}),
+        });
       } catch (err) {
-        throw new Error(`state file ${this.path}, pod ${i}: ${(err as Error).message}`);
+        onSkip(i, (err as Error).message);
       }
     });
+    if (records.length < pods.length) await writeFile(`${this.path}.rejected`, text, { mode: 0o600 });
+    return records;
   }
 
   /** Writes what `records()` returns when the write starts; resolves once it is on disk. */

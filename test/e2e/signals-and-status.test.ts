@@ -63,6 +63,26 @@ describe('signals', () => {
     expect(Date.now() - exitingAt).toBeLessThan(1_000);
   });
 
+  it('the host too: a handle left on the event loop does not keep it alive after SIGTERM', async () => {
+    const dir = createTempDir('kph');
+    cleanups.push(() => dir.cleanup());
+    const leak = dir.file('leak.mjs');
+    writeFileSync(leak, 'setInterval(() => {}, 60_000);\n');
+    const socket = dir.socket('host');
+    const host = new Daemon(
+      spawn(process.execPath, ['--import', leak, BIN, 'host', '-control-socket', socket, '-state-file', dir.file('pods.json'), '-log', 'info'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    cleanups.push(() => host.stop());
+    await host.waitForLine((l) => l.includes('msg="host ready"'));
+    host.proc.kill('SIGTERM');
+    await host.waitForLine((l) => l.includes('msg="stopping every pod"'));
+    const stoppingAt = Date.now();
+    expect((await host.exited).code).toBe(0);
+    expect(Date.now() - stoppingAt).toBeLessThan(1_500);
+  });
+
   it('SIGINT stops cleanly with status 0', async () => {
     const { daemon } = await pod();
     daemon.proc.kill('SIGINT');

@@ -2,7 +2,7 @@
 // same path and serves again over a new yamux session (hashicorp/yamux serves the reconnecting
 // host as the Kata agent does); handles that died meanwhile take their pods with them.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { echoChecked } from '../helpers/clients.js';
 import { spawnDaemon, type Daemon } from '../helpers/daemon.js';
@@ -69,5 +69,26 @@ describe.skipIf(!GO_PEER)('host restart', () => {
     expect(JSON.parse(readFileSync(t.tmp.file('pods.json'), 'utf8')).pods.map((p: { settings: unknown }) => p.settings)).toEqual(
       stateBefore.pods.filter((p: { id: string }) => p.id !== 'dead-handle').map((p: { settings: unknown }) => p.settings),
     );
+  });
+
+  it('a pod the state file holds but this version refuses is skipped and kept aside; the others come back', async () => {
+    const socket = t.tmp.socket('host');
+    const stateFile = t.tmp.file('pods.json');
+    const farm = await guestFarm([t.tmp.socket('g-good')]);
+    t.cleanups.push(() => farm.stop());
+    const bad = { id: 'bad', settings: { ...podBody(t.tmp, 'bad'), heartbeat: 'often' } };
+    const text = JSON.stringify({ version: 1, pods: [bad, { id: 'good', settings: podBody(t.tmp, 'good') }] });
+    writeFileSync(stateFile, text);
+    const host = spawnDaemon(['host', '-control-socket', socket, '-state-file', stateFile, '-log', 'info']);
+    t.cleanups.push(() => host.stop());
+    const pods = await eventually(async () => {
+      const r = await control(socket, 'GET', '/pods').catch(() => null);
+      const list = r?.json?.pods as { id: string; state: string }[] | undefined;
+      return list?.every((p) => p.state === 'serving') ? list : undefined;
+    }, 15_000, 'the good pod serving');
+    expect(pods.map((p) => p.id)).toEqual(['good']);
+    expect(await echoChecked(t.tmp.socket('p-good'), 10_000)).toBe(true);
+    expect(readFileSync(`${stateFile}.rejected`, 'utf8')).toBe(text);
+    await host.waitForLine((l) => l.includes('a pod of the state file cannot be re-created; skipped') && l.includes('heartbeat'));
   });
 });
