@@ -11,7 +11,7 @@ import type { PodDetailView, PodView } from './pod-view.js';
 export interface PodRegistry {
   list(): PodView[];
   get(id: string): PodDetailView | null;
-  put?(id: string, config: PodConfig, options: { waitServing?: boolean }): Promise<{ status: 200 | 201; pod: PodView }>;
+  put?(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number }): Promise<{ status: 200 | 201; pod: PodView }>;
   remove?(id: string): Promise<PodView>;
   attach?(id: string, pid: number, link: AttachLink): Promise<void>;
 }
@@ -79,13 +79,24 @@ async function route(registry: PodRegistry, req: http.IncomingMessage, res: http
   const config = configOf(await readBody(req));
   const wait = url.searchParams.get('wait');
   if (wait !== null && wait !== 'serving') throw new HostError(400, 'bad-query', `wait must be "serving"`);
-  const { status, pod } = await writable(registry.put).call(registry, id, config, { waitServing: wait === 'serving' });
+  // The per-pod handle that will attach (issue 10) is named at once: if it dies before it
+  // attaches, its pod goes with it instead of living on with nobody to remove it.
+  const handlePid = url.searchParams.has('pid') ? pidOf(url) : undefined;
+  const { status, pod } = await writable(registry.put).call(registry, id, config, {
+    waitServing: wait === 'serving',
+    ...(handlePid !== undefined ? { handlePid } : {}),
+  });
   return sendJson(res, status, pod);
 }
 
-async function attach(registry: PodRegistry, id: string, url: URL, res: http.ServerResponse): Promise<void> {
+function pidOf(url: URL): number {
   const pid = Number(url.searchParams.get('pid'));
   if (!Number.isInteger(pid) || pid <= 0) throw new HostError(400, 'bad-pid', 'pid must be a positive integer');
+  return pid;
+}
+
+async function attach(registry: PodRegistry, id: string, url: URL, res: http.ServerResponse): Promise<void> {
+  const pid = pidOf(url);
   let headed = false;
   let closedByUs = false;
   const link: AttachLink = {

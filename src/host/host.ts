@@ -95,9 +95,10 @@ export class Host {
   }
 
   /** PUT /pods/ID: 201 created, 200 the same settings again, 409 other settings for a live pod. */
-  async put(id: string, config: PodConfig, options: { waitServing?: boolean } = {}): Promise<{ status: 200 | 201; pod: PodView }> {
+  async put(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number } = {}): Promise<{ status: 200 | 201; pod: PodView }> {
     const { status, entry } = await this.serially(id, async () => {
       if (this.closing) throw shuttingDown();
+      const handle = options.handlePid !== undefined ? handleOf(options.handlePid) : undefined;
       const existing = this.entries.get(id);
       if (existing && !this.ended(existing)) {
         if (!sameConfig(existing.config, config)) {
@@ -110,7 +111,7 @@ export class Host {
           throw new HostError(409, 'listen-socket-taken', `pod ${other.id} listens on ${config.listenSocket}`);
         }
       }
-      const entry: Entry = { id, config, pod: this.newPod(id, config) };
+      const entry: Entry = { id, config, pod: this.newPod(id, config), ...(handle ? { handle } : {}) };
       try {
         await this.startPod(entry);
       } catch (err) {
@@ -168,9 +169,7 @@ export class Host {
       const entry = this.entries.get(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
       if (entry.link) throw new HostError(409, 'handle-attached', `pod ${id} already has a handle attached`);
-      const startTime = processStartTime(pid);
-      if (startTime === null) throw new HostError(400, 'bad-pid', `no process ${pid}`);
-      entry.handle = { pid, startTime };
+      entry.handle = handleOf(pid);
       entry.link = link;
       link.onClose(() => this.handleLeft(entry, link));
       const end = this.ended(entry) ? (entry.pod?.end ?? entry.end) : null;
@@ -286,4 +285,11 @@ export class Host {
 
 function shuttingDown(): HostError {
   return new HostError(503, 'shutting-down', 'the host is shutting down');
+}
+
+/** A handle named by PUT ?pid=: its start time tells it from a later process with the same pid. */
+function handleOf(pid: number): HandleRecord {
+  const startTime = processStartTime(pid);
+  if (startTime === null) throw new HostError(400, 'bad-pid', `no process ${pid}`);
+  return { pid, startTime };
 }

@@ -6,7 +6,7 @@ import { holdPod } from './attach.js';
 import { finish, register } from './register.js';
 
 const argv = process.argv.slice(2);
-const outcome = await register(argv, process.env);
+const outcome = await register(argv, process.env, process.pid);
 switch (outcome.kind) {
   case 'exit':
     finish(outcome);

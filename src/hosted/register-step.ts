@@ -5,7 +5,7 @@
 import { writeSync } from 'node:fs';
 import { finish, register } from './register.js';
 
-const outcome = await register(process.argv.slice(2), process.env);
+const outcome = await register(process.argv.slice(2), process.env, process.ppid); // the handle is our parent
 switch (outcome.kind) {
   case 'exit':
     finish(outcome);

@@ -38,7 +38,8 @@ function perPodDaemonArgv(argv: string[]): string[] {
  * `PUT /pods/ID` (ID = -sandbox). The host answers once the pod's listen socket exists, which is
  * all the runtime needs before it dials it.
  */
-export async function register(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<Registration> {
+/** `handlePid`: the process that will hold the pod (the native handle, or this Node process). */
+export async function register(argv: readonly string[], env: NodeJS.ProcessEnv, handlePid: number): Promise<Registration> {
   let hosted;
   try {
     hosted = splitHostedArgs(argv, env);
@@ -60,7 +61,7 @@ export async function register(argv: readonly string[], env: NodeJS.ProcessEnv):
 
   const loggers = createLoggers({ level: o.logLevel, format: o.logFormat, sink: o.logSink, sandbox: o.sandbox });
   try {
-    return await put(loggers.proxy, hosted.controlSocket, o.sandbox, podConfigOf(o), () =>
+    return await put(loggers.proxy, hosted.controlSocket, o.sandbox, handlePid, podConfigOf(o), () =>
       hosted.fallback ? { kind: 'exec', argv: perPodDaemonArgv(hosted.argv) } : null,
     );
   } finally {
@@ -72,13 +73,15 @@ async function put(
   log: Logger,
   controlSocket: string,
   id: string,
+  handlePid: number,
   config: PodConfig,
   fallback: () => Registration | null,
 ): Promise<Registration> {
   const podPath = `/pods/${encodeURIComponent(id)}`;
   let answer;
   try {
-    answer = await controlRequest(controlSocket, 'PUT', podPath, config, HOST_ANSWER_TIMEOUT_MS);
+    // Named at once: a handle that dies before it attaches takes the pod with it.
+    answer = await controlRequest(controlSocket, 'PUT', `${podPath}?pid=${handlePid}`, config, HOST_ANSWER_TIMEOUT_MS);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const instead = NO_HOST.has(e.code ?? '') ? fallback() : null;

@@ -246,6 +246,20 @@ describe('control API', () => {
       expect(await echoChecked(t.tmp.socket('p-b'), 1000)).toBe(true);
     });
 
+    it('a handle named by PUT ?pid= that dies before it attaches takes its pod along', async () => {
+      const h = await setup(['a', 'b']);
+      const handle = sleeper();
+      const put = await control(h.socket, 'PUT', `/pods/a?wait=serving&pid=${handle.pid}`, podBody(t.tmp, 'a'));
+      expect(put.status).toBe(201);
+      expect(put.json.handle).toEqual({ pid: handle.pid, attached: false });
+      await control(h.socket, 'PUT', '/pods/b?wait=serving', podBody(t.tmp, 'b'));
+      expect((await control(h.socket, 'PUT', '/pods/c?pid=0', podBody(t.tmp, 'c'))).json.code).toBe('bad-pid');
+      handle.kill('SIGKILL');
+      await eventually(async () => (await control(h.socket, 'GET', '/pods')).json.pods.length === 1, 5_000, 'pod a removed');
+      expect((await control(h.socket, 'GET', '/pods')).json.pods[0].id).toBe('b');
+      expect(() => statSync(t.tmp.socket('p-a'))).toThrow();
+    });
+
     it('a handle that goes while its attach waits behind another operation on the pod: the pod is removed, not held by a dead link', async () => {
       const h = await setup();
       const body = podBody(t.tmp, 'a', { drainTimeout: 2 });

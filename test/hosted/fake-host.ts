@@ -16,7 +16,7 @@ export interface Attach {
 }
 
 export class FakeHost {
-  readonly puts: { id: string; body: Record<string, unknown> }[] = [];
+  readonly puts: { id: string; pid: number; body: Record<string, unknown> }[] = [];
   readonly attaches: Attach[] = [];
   /** Status to answer attaches with instead of 200 (404: pod unknown). */
   attachStatus = 200;
@@ -63,7 +63,7 @@ export class FakeHost {
       let text = '';
       for await (const chunk of req) text += String(chunk);
       const body = JSON.parse(text) as Record<string, unknown>;
-      this.puts.push({ id: decodeURIComponent(put[1]!), body });
+      this.puts.push({ id: decodeURIComponent(put[1]!), pid: Number(url.searchParams.get('pid')), body });
       await new Promise((r) => setTimeout(r, this.putDelayMs));
       const listener = net.createServer((c) => c.destroy()).listen(String(body.listenSocket));
       await once(listener, 'listening');

@@ -24,12 +24,13 @@ async function setup(kind: HandleKind, opts: { stderr?: boolean } = {}) {
 }
 
 describe.each(HANDLE_KINDS.filter((k) => k.available))('kata-proxy-hosted with the $name', (kind) => {
-  it('registers the pod with the runtime argv, attaches with its own pid, exits with the pod status', async () => {
+  it('registers the pod with the runtime argv and its own pid, attaches with that pid, exits with the pod status', async () => {
     const { host, handle, paths } = await setup(kind);
     const attach = await host.attach();
     expect(host.puts).toEqual([
       {
         id: 'pod-1',
+        pid: handle.pid,
         body: {
           listenSocket: paths.listen,
           muxSocket: paths.mux,
