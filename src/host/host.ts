@@ -201,7 +201,12 @@ export class Host {
       loggers.proxy.level = config.logLevel;
       if (config.agentLogsSocket) loggers.agent.level = config.logLevel;
     }
-    return new Pod({ settings: podSettingsOf(config), loggers, ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}) });
+    return new Pod({
+      settings: podSettingsOf(config),
+      loggers,
+      logShare: id,
+      ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
+    });
   }
 
   private async startPod(entry: Entry): Promise<void> {

@@ -25,6 +25,8 @@ export interface LogWriterOptions {
   budgetBytes?: number;
   /** Share of the budget relayed agent lines may fill; the rest is kept for the daemon's records. */
   agentShare?: number;
+  /** Share of the agent lines' part one console (one pod, in host mode) may fill; default 1/4. */
+  ownerShare?: number;
   /** How often a summary of dropped records is logged while records are being dropped. */
   reportIntervalMs?: number;
 }
@@ -39,6 +41,8 @@ export interface DropReport {
 interface Entry {
   data: Buffer;
   severity: number;
+  /** The console (pod) whose line this is, when queued under a share of its own. */
+  owner: string | null;
 }
 
 const JOIN_BYTES = 64 * 1024;
@@ -55,6 +59,11 @@ export class LogWriter {
   private queuedBytes = 0;
   private readonly budget: number;
   private readonly agentLimit: number;
+  private readonly ownerLimit: number;
+  /** Queued bytes of each console that has lines waiting. */
+  private readonly ownerBytes = new Map<string, number>();
+  /** Set by admit() for the write() that follows it at once (the record it admitted). */
+  private admittedOwner: string | null = null;
   private readonly drops = new Map<DropReport['reason'], { dropped: number; agentLines: number }>();
   private reportTimer: NodeJS.Timeout | null = null;
   private reporter: ((report: DropReport) => void) | null = null;
@@ -66,6 +75,7 @@ export class LogWriter {
   ) {
     this.budget = options.budgetBytes ?? 1 << 20;
     this.agentLimit = Math.floor(this.budget * (options.agentShare ?? 0.75));
+    this.ownerLimit = Math.floor(this.agentLimit * (options.ownerShare ?? 0.25));
     sink.onReady = () => this.pump();
   }
 
@@ -88,15 +98,24 @@ export class LogWriter {
    * Whether a record of this priority and about this size would be taken now; a refusal counts
    * as a drop. Lets a caller skip formatting a record that would be dropped anyway.
    */
-  admit(priority: Priority, bytes: number): boolean {
-    if (!this.refuses(priority, bytes)) return true;
+  admit(priority: Priority, bytes: number, owner?: string): boolean {
+    if (!this.refuses(priority, bytes, owner)) {
+      this.admittedOwner = owner ?? null;
+      return true;
+    }
     this.countDrop('sink slow', priority);
     return false;
   }
 
-  /** Whether `admit` would refuse any record of this priority and size now (nothing is counted). */
-  refuses(priority: Priority, bytes: number): boolean {
-    return !this.reporting && this.pending + bytes > (priority === 'agent' ? this.agentLimit : this.budget);
+  /**
+   * Whether `admit` would refuse any record of this priority and size now (nothing is counted).
+   * With an owner (a pod's console), also when that console already fills its own share: one
+   * flooding guest cannot crowd out every other pod's console lines.
+   */
+  refuses(priority: Priority, bytes: number, owner?: string): boolean {
+    if (this.reporting) return false;
+    if (this.pending + bytes > (priority === 'agent' ? this.agentLimit : this.budget)) return true;
+    return owner !== undefined && (this.ownerBytes.get(owner) ?? 0) + bytes > this.ownerLimit;
   }
 
   /** Counts records the caller passed over because `refuses` said so. */
@@ -106,6 +125,8 @@ export class LogWriter {
 
   /** Writes a record `admit` let through; only the whole budget can refuse it now. */
   write(text: string, severity: number, priority: Priority): void {
+    const owner = priority === 'agent' ? this.admittedOwner : null;
+    this.admittedOwner = null;
     if (this.queuedBytes === 0) {
       const result = this.sink.write(text, severity);
       if (result === 'written') return;
@@ -113,8 +134,9 @@ export class LogWriter {
     }
     const data = Buffer.from(text); // flat, and its size in bytes is exact
     if (!this.reporting && this.pending + data.length > this.budget) return this.countDrop('sink slow', priority);
-    this.queue.push({ data, severity });
+    this.queue.push({ data, severity, owner });
     this.queuedBytes += data.length;
+    if (owner !== null) this.ownerBytes.set(owner, (this.ownerBytes.get(owner) ?? 0) + data.length);
   }
 
   /** Writes everything out synchronously (at exit, on a fatal error), giving up after `timeoutMs`. */
@@ -154,6 +176,7 @@ export class LogWriter {
       const result = this.sink.write(data, first.severity);
       if (result === 'busy') break;
       if (result === 'failed') this.countDrop('sink error', 'proxy', count);
+      for (let i = this.head; i < this.head + count; i++) this.release(this.queue[i]!);
       this.head += count;
       this.queuedBytes -= data.length;
     }
@@ -164,6 +187,13 @@ export class LogWriter {
       this.queue.splice(0, this.head);
       this.head = 0;
     }
+  }
+
+  private release(entry: Entry): void {
+    if (entry.owner === null) return;
+    const left = (this.ownerBytes.get(entry.owner) ?? 0) - entry.data.length;
+    if (left > 0) this.ownerBytes.set(entry.owner, left);
+    else this.ownerBytes.delete(entry.owner);
   }
 
   private countDrop(reason: DropReport['reason'], priority: Priority, count = 1): void {

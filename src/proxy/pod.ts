@@ -43,6 +43,11 @@ export interface PodOptions {
   loggers: Loggers;
   /** Opens a tty; default: the serial module, loaded only when a pod uses a device. */
   openSerial?: (path: string, baudRate: number, timeoutMs: number, signal: AbortSignal) => Promise<Duplex>;
+  /**
+   * Where pods share one log writer (host mode): this pod's key, so that its console lines fill
+   * at most a share of the writer's queue and a flooding guest cannot crowd out the others.
+   */
+  logShare?: string;
 }
 
 /**
@@ -211,9 +216,9 @@ export class Pod extends EventEmitter implements FaultOwner {
         log: this.log,
         retryTimeoutMs: s.retryTimeoutMs,
         ratePerSecond: s.agentLogRate,
-        admit: (bytes) => this.options.loggers.writer.admit('agent', bytes),
+        admit: (bytes) => this.options.loggers.writer.admit('agent', bytes, this.options.logShare),
         shedding: {
-          active: () => this.options.loggers.writer.refuses('agent', RECORD_BYTES),
+          active: () => this.options.loggers.writer.refuses('agent', RECORD_BYTES, this.options.logShare),
           count: (lines) => this.options.loggers.writer.dropped('agent', lines),
         },
       });

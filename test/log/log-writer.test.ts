@@ -70,6 +70,32 @@ describe('LogWriter on a pipe that is not read', () => {
     expect(writer.unreported).toEqual([]);
   });
 
+  it('one console fills at most its share of the queue: another console\'s lines still get in', () => {
+    const pipe = fifo();
+    const writer = new LogWriter(new FdSink(pipe.writer), { budgetBytes: 64 * 1024, agentShare: 0.75, ownerShare: 0.25 });
+    const console = (owner: string, i: number) => {
+      const text = line(owner, i);
+      if (!writer.admit('agent', text.length, owner)) return false;
+      writer.write(text, 6, 'agent');
+      return true;
+    };
+    // Fill the pipe, then the flooding console's share of the queue.
+    while (writer.pending === 0) console('flood', 0);
+    let flooded = 0;
+    while (console('flood', flooded)) flooded++;
+    expect(writer.pending).toBeLessThanOrEqual(64 * 1024 * 0.75 * 0.25 + 200);
+    expect(writer.refuses('agent', 256, 'flood')).toBe(true);
+    expect(writer.refuses('agent', 256, 'quiet')).toBe(false);
+    for (let i = 0; i < 10; i++) expect(console('quiet', i)).toBe(true);
+    // Once the reader catches up, the flooding console's share is free again.
+    for (let i = 0; i < 100 && writer.pending > 0; i++) {
+      pipe.read();
+      writer.flushSync(50);
+    }
+    expect(writer.refuses('agent', 256, 'flood')).toBe(false);
+    expect(pipe.read()).toContain(line('quiet', 9).trimEnd());
+  });
+
   it('refuses() says ahead whether agent lines would be dropped, counting nothing; dropped() counts them in bulk', () => {
     const pipe = fifo();
     const writer = new LogWriter(new FdSink(pipe.writer), { budgetBytes: 64 * 1024 });
