@@ -15,7 +15,10 @@ export async function runPodCommand(command: PodCommand, env: NodeJS.ProcessEnv 
   try {
     reply = await send(socket, command);
   } catch (err) {
-    process.stderr.write(`kata-proxy: cannot reach the host at ${socket}: ${(err as Error).message}\n`);
+    const e = err as NodeJS.ErrnoException;
+    // The request reached the host, which went away before answering (stopped or restarted).
+    const cutOff = e.code === 'ECONNRESET' && command.action !== 'ls' ? `; check with \`kata-proxy pod show ${command.id}\` once it is back` : '';
+    process.stderr.write(`kata-proxy: ${cutOff ? 'the host closed the connection before answering' : `cannot reach the host at ${socket}`}: ${e.message}${cutOff}\n`);
     return ExitStatus.Failure;
   }
   if (reply.status >= 300) {

@@ -1,7 +1,7 @@
 // The command line of host mode, end to end with the real binary: `kata-proxy host`, the
 // `pod add|rm|ls|show` client (Go and GNU flag forms, exit statuses) and the per-pod daemon's
 // read-only -control-socket.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine } from '../../src/cli/command-line.js';
 import { echoChecked } from '../helpers/clients.js';
@@ -100,6 +100,23 @@ describe('host mode command line', () => {
     const noGuest = kp(['pod', 'add', 'pod-4', '-listen-socket', t.tmp.socket('p4'), '-mux-socket', t.tmp.socket('g4'), '-retry-timeout', '0.2'], env);
     expect(noGuest.code).toBe(1);
     expect(noGuest.stderr).toMatch(/ended before its session was up \(pod-ended\): .*gave up after 200 ms/);
+  });
+
+  it('pod add waiting for its guest while the host stops: says the host went away, status 1', async () => {
+    const socket = t.tmp.socket('host');
+    const host = spawnDaemon(['host', '-control-socket', socket, '-state-file', t.tmp.file('pods.json')]);
+    t.cleanups.push(() => host.stop());
+    await eventually(() => control(socket, 'GET', '/pods').then((r) => r.status === 200, () => false), 15_000, 'the host');
+    const add = spawn(BIN, ['pod', 'add', 'late', '-control-socket', socket, '-listen-socket', t.tmp.socket('p-late'), '-mux-socket', t.tmp.socket('g-late')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    add.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((r) => add.once('close', r));
+    await eventually(async () => (await control(socket, 'GET', '/pods')).json.pods.length === 1, 10_000, 'the pod registered');
+    host.proc.kill('SIGTERM');
+    expect(await exited).toBe(1);
+    expect(stderr).toMatch(/the host closed the connection before answering: .*check with `kata-proxy pod show late` once it is back/);
   });
 
   it('the per-pod daemon serves GET /pods, /pods/ID and /metrics on -control-socket, read-only', async () => {
