@@ -12,6 +12,12 @@ import { packageVersion } from './version.js';
  * until SIGTERM/SIGINT (every pod stops in order; the state file keeps them for the next start).
  */
 export async function runHost(options: HostOptions): Promise<ExitStatus> {
+  // Taken before anything is announced: a SIGTERM that follows the first log line at once must
+  // not meet the default disposition (the process would die unlogged, its pods unstopped).
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   const loggers = createLoggers({ level: options.logLevel, format: options.logFormat, sink: options.logSink });
   const log = loggers.proxy;
   installLastResort(loggers);
@@ -44,10 +50,7 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
   systemd.notifier.ready();
   status(host);
 
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await stopSignal;
   log.info({ signal }, 'stopping every pod');
   systemd.notifier.stopping();
   await control.close();
