@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { serveControl, type ControlServer } from '../host/control-server.js';
 import { podDetailView, podView } from '../host/pod-view.js';
-import { podConfigOf } from '../hosted/pod-settings.js';
+import { podConfigOf } from './pod-config.js';
 import type { Pod } from '../proxy/pod.js';
 import type { PodConfig } from '../proxy/pod-settings.js';
 import type { DaemonOptions } from './command-line.js';

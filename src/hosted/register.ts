@@ -7,7 +7,7 @@ import { packageRoot } from '../package-root.js';
 import { parsePodId, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
 import { controlRequest } from '../host/control-client.js';
 import { splitHostedArgs } from './hosted-args.js';
-import { podConfigOf } from './pod-settings.js';
+import { podConfigOf } from '../cli/pod-config.js';
 
 /** What kata-proxy-hosted does after registration. */
 export type Registration =

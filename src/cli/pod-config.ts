@@ -1,4 +1,4 @@
-import type { DaemonOptions } from '../cli/command-line.js';
+import type { DaemonOptions } from './command-line.js';
 import { formatMode, type PodConfig } from '../proxy/pod-settings.js';
 
 /** The body of `PUT /pods/ID` for a per-pod command line. The level is sent only when not the default. */
