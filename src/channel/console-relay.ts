@@ -2,9 +2,14 @@ import { chmod, stat } from 'node:fs/promises';
 import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { ReadPacer } from '../yamux/index.js';
+import { LastLine } from './last-line.js';
 import { LineSplitter } from './line-splitter.js';
 import { RateLimiter } from './rate-limiter.js';
 import { connectWithRetry } from './unix-socket.js';
+
+/** How often a line kept from a flood checks whether the log takes lines again. */
+const HELD_LINE_CHECK_MS = 20;
 
 /** About what a record adds to its message (time, level, name, pid, source, sandbox). */
 export const RECORD_BYTES = 256;
@@ -28,6 +33,10 @@ export interface ConsoleRelayOptions {
    * over for that are counted: a flood then costs a scan for line ends, not a call per line.
    */
   shedding?: { active(): boolean; count(lines: number): void };
+  /** The pod's share of the event loop: a flooding console waits for the next turn, not its neighbours. */
+  pacer?: ReadPacer;
+  /** Lines the rate limit lets through at once after a quiet period; default one second's worth. */
+  rateBurst?: number;
 }
 
 /**
@@ -43,10 +52,12 @@ export class ConsoleRelay {
   private readonly splitter = new LineSplitter((line, truncated) => this.relay(line, truncated));
   /** Every read lands here: a flood allocates nothing per read (lines are decoded or copied at once). */
   private readonly readBuffer = Buffer.allocUnsafe(16 * 1024);
+  private readonly lastPassed = new LastLine();
+  private heldTimer: NodeJS.Timeout | null = null;
   lines = 0;
 
   constructor(private readonly options: ConsoleRelayOptions) {
-    this.limiter = new RateLimiter(options.ratePerSecond ?? 0);
+    this.limiter = new RateLimiter(options.ratePerSecond ?? 0, options.rateBurst);
   }
 
   /** Runs until stop(); resolves when stopped, rejects only if the first connect fails. */
@@ -60,6 +71,8 @@ export class ConsoleRelay {
     this.abort.abort();
     this.socket?.destroy();
     if (this.reportTimer) clearInterval(this.reportTimer);
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    if (this.lastPassed.drop()) this.countPassed(1, this.options.shedding ? 'log' : 'rate');
     this.reportDropped();
   }
 
@@ -108,21 +121,68 @@ export class ConsoleRelay {
     });
   }
 
+  /** One read: false stops reading (libuv's readStop) until the pacer's next slice. */
   private take(n: number): boolean {
+    const pacer = this.options.pacer;
+    const startedAt = pacer ? performance.now() : 0;
     const chunk = this.readBuffer.subarray(0, n);
-    const shedding = this.options.shedding;
-    if (shedding?.active()) {
-      const lines = this.splitter.skip(chunk);
-      this.lines += lines;
-      shedding.count(lines);
+    if (this.options.shedding?.active()) {
+      this.pass(chunk, 'log');
+    } else if (this.limiter.exhausted()) {
+      this.pass(chunk, 'rate');
     } else {
+      this.relayHeld();
       this.splitter.push(chunk);
     }
-    return true;
+    if (!pacer || pacer.charge(startedAt)) return true;
+    pacer.later(this.resumeReading);
+    return false;
   }
+
+  /**
+   * A read no line of which would be kept (the log's queue is full, or the rate is spent): its
+   * lines are only counted, a flood costs a scan for line ends. Its last line is kept aside.
+   */
+  private pass(chunk: Buffer, why: 'log' | 'rate'): void {
+    const lines = this.splitter.skip(chunk);
+    this.lines += lines;
+    const kept = this.lastPassed.keep(chunk);
+    this.countPassed(lines - (kept === 'none' ? 0 : 1) + (kept === 'replaced' ? 1 : 0), why);
+    if (kept !== 'none') this.watchHeld();
+  }
+
+  private countPassed(lines: number, why: 'log' | 'rate'): void {
+    if (lines <= 0) return;
+    if (why === 'log') this.options.shedding?.count(lines);
+    else this.limiter.dropped += lines;
+  }
+
+  /** Relays the held line as soon as the log would take it (the console may have gone quiet). */
+  private watchHeld(): void {
+    if (this.heldTimer || this.abort.signal.aborted) return;
+    this.heldTimer = setTimeout(() => {
+      this.heldTimer = null;
+      if (!this.lastPassed.held) return;
+      if (this.options.shedding?.active() || this.limiter.exhausted()) this.watchHeld();
+      else this.relayHeld();
+    }, HELD_LINE_CHECK_MS);
+    this.heldTimer.unref();
+  }
+
+  private relayHeld(): void {
+    this.lastPassed.take((line) => this.record(line, false));
+  }
+
+  private readonly resumeReading = (): void => {
+    if (!this.abort.signal.aborted) this.socket?.resume();
+  };
 
   private relay(bytes: Buffer, truncated: boolean): void {
     this.lines++;
+    this.record(bytes, truncated);
+  }
+
+  private record(bytes: Buffer, truncated: boolean): void {
     if (!this.limiter.allow() || (this.options.admit && !this.options.admit(bytes.length + RECORD_BYTES))) return;
     const line = bytes.toString('utf8');
     if (truncated) this.options.agentLog.info({ truncated: true }, line);

@@ -1,18 +1,21 @@
-/** Token bucket of `perSecond` lines with a one-second burst; 0 means unlimited. */
+/** Token bucket of `perSecond` lines, holding `burst` at most (default one second's worth); 0 means unlimited. */
 export class RateLimiter {
   private tokens: number;
   private last = Date.now();
+  private readonly burst: number;
   dropped = 0;
 
-  constructor(private readonly perSecond: number) {
-    this.tokens = perSecond;
+  constructor(
+    private readonly perSecond: number,
+    burst?: number,
+  ) {
+    this.burst = Math.max(1, burst ?? perSecond);
+    this.tokens = this.burst;
   }
 
   allow(): boolean {
     if (this.perSecond <= 0) return true;
-    const now = Date.now();
-    this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
+    this.refill();
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return true;
@@ -21,10 +24,23 @@ export class RateLimiter {
     return false;
   }
 
+  /** Whether no line would be allowed now (nothing is counted). */
+  exhausted(): boolean {
+    if (this.perSecond <= 0) return false;
+    this.refill();
+    return this.tokens < 1;
+  }
+
   /** How many were dropped since the last call. */
   takeDropped(): number {
     const n = this.dropped;
     this.dropped = 0;
     return n;
+  }
+
+  private refill(): void {
+    const now = Date.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
   }
 }

@@ -36,6 +36,10 @@ export interface HostOptions {
   logLevel: LogLevel;
   logFormat: LogFormat;
   logSink: LogSink;
+  /** Console lines per second each pod relays at most (0: each pod's own setting alone). */
+  podLogRate: number;
+  /** Each pod's slice of an event-loop turn for its reads, ms (0: unpaced). */
+  podSliceMs: number;
 }
 
 /** `pod add|rm|ls|show`; controlSocket unset: $KATA_PROXY_CONTROL_SOCKET or the default. */
@@ -57,7 +61,7 @@ const BOOLEAN_FLAGS = new Set(['debug', 'version', 'help', 'stay', 'host', 'no-w
 const VALUE_FLAGS = new Set([
   'listen-socket', 'mux-socket', 'mux-device', 'baud', 'agent-logs-socket', 'sandbox', 'log', 'log-format',
   'log-sink', 'retry-timeout', 'listen-mode', 'drain-timeout', 'agent-log-rate', 'heartbeat',
-  'listen', 'console', 'dir', 'exec-path', 'control-socket', 'state-file',
+  'listen', 'console', 'dir', 'exec-path', 'control-socket', 'state-file', 'pod-log-rate', 'pod-slice',
 ]);
 
 /** Parses argv (without node and script) into what to do; never exits the process. */

@@ -1,8 +1,15 @@
 import { Option, type Command } from 'commander';
 import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
+import { DEFAULT_TURN_SLICE_MS } from '../proxy/pod.js';
 import { formatMode, parsePodId, podConfigFromJson } from '../proxy/pod-settings.js';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_FILE, type ParsedCommand } from './command-line.js';
 import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt, seconds } from './options.js';
+
+/**
+ * A guest flooding its console costs the one process every pod shares a record per line: in host
+ * mode lines past this rate are only counted (journald's own default is 10,000 per 30 s).
+ */
+const DEFAULT_POD_LOG_RATE = 1000;
 import { parseSocketArg } from './socket-arg.js';
 
 /** `kata-proxy host` and the `kata-proxy pod add|rm|ls|show` client. */
@@ -12,6 +19,14 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
     .description('serve many pods in this one process, managed over an HTTP control socket')
     .option('--control-socket <path>', 'control socket (mode 0600), unless systemd passes one', DEFAULT_CONTROL_SOCKET)
     .option('--state-file <path>', 'the pod table, replaced on every change and re-read at start', DEFAULT_STATE_FILE)
+    .addOption(
+      new Option('--pod-log-rate <lines>', "console lines per second each pod relays at most, over a burst of 10 s worth (0: each pod's own -agent-log-rate)")
+        .default(DEFAULT_POD_LOG_RATE)
+        .argParser(nonNegative),
+    )
+    .addOption(
+      new Option('--pod-slice <ms>', "each pod's share of an event-loop turn for its reads (0: unpaced)").default(DEFAULT_TURN_SLICE_MS).argParser(nonNegative),
+    )
     .addOption(logLevelOption().default('warn'));
   for (const o of logOutputOptions()) host.addOption(o);
   host.action((opts: Record<string, unknown>) =>
@@ -23,6 +38,8 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         logLevel: (opts.log === 'warning' ? 'warn' : opts.log) as LogLevel,
         logFormat: opts.logFormat as LogFormat,
         logSink: opts.logSink as LogSink,
+        podLogRate: opts.podLogRate as number,
+        podSliceMs: opts.podSlice as number,
       },
     }),
   );

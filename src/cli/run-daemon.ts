@@ -28,7 +28,7 @@ export async function runDaemon(settings: DaemonSettings, loggers: Loggers, hook
   const onStop = (signal: string) => {
     log.info({ signal }, 'stopping');
     hooks.notify?.stopping();
-    void pod.stop();
+    void pod.stop(`signal ${signal}`);
   };
   const onTerm = () => onStop('SIGTERM');
   const onInt = () => onStop('SIGINT');
@@ -53,7 +53,7 @@ export async function runDaemon(settings: DaemonSettings, loggers: Loggers, hook
   const control = await hooks.onPod?.(pod).catch((err: Error) => {
     log.error({ err: err.message }, 'cannot serve the control socket');
     controlFailed = true;
-    void pod.stop();
+    void pod.stop('control socket failed');
     return undefined;
   });
   try {

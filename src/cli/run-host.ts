@@ -36,7 +36,13 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
     return ExitStatus.Failure;
   }
   const status = (h: Host) => systemd.notifier.status(h.size === 1 ? '1 pod' : `${h.size} pods`);
-  const host = new Host({ loggers, stateFile, onChange: status });
+  const host = new Host({
+    loggers,
+    stateFile,
+    onChange: status,
+    turnSliceMs: options.podSliceMs,
+    ...(options.podLogRate > 0 ? { consoleRateCap: { perSecond: options.podLogRate, burst: options.podLogRate * 10 } } : {}),
+  });
   await host.restore(records);
   let control: ControlServer;
   try {

@@ -35,6 +35,10 @@ export interface HostOptions {
   handleCheckMs?: number;
   /** Called after every change of the pod table (for the service's status line). */
   onChange?: (host: Host) => void;
+  /** Each pod's slice of an event-loop turn (PodOptions.turnSliceMs). */
+  turnSliceMs?: number;
+  /** The console rate every pod is held to (PodOptions.consoleRateCap). */
+  consoleRateCap?: { perSecond: number; burst: number };
 }
 
 /**
@@ -120,7 +124,7 @@ export class Host {
       }
       if (this.closing) {
         // close() has stopped the pods it knew of; this one started after: stop it too.
-        await entry.pod!.stop();
+        await entry.pod!.stop('host stopping');
         throw shuttingDown();
       }
       this.entries.set(id, entry);
@@ -129,7 +133,7 @@ export class Host {
       } catch (err) {
         this.entries.delete(id);
         if (existing) this.entries.set(id, existing);
-        await entry.pod!.stop();
+        await entry.pod!.stop('state file not written');
         throw new HostError(500, 'state-file', `cannot write the state file: ${(err as Error).message}`);
       }
       this.log.info({ sandbox: id }, 'pod added');
@@ -145,12 +149,12 @@ export class Host {
     return { status, pod: this.view(entry) };
   }
 
-  /** DELETE /pods/ID: the orderly stop of that pod alone; the final view. */
-  remove(id: string): Promise<PodView> {
+  /** DELETE /pods/ID: the orderly stop of that pod alone; the final view. `cause` goes into its end record. */
+  remove(id: string, cause = 'removed'): Promise<PodView> {
     return this.serially(id, async () => {
       const entry = this.entries.get(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
-      const end = (await entry.pod?.stop()) ?? entry.end;
+      const end = (await entry.pod?.stop(cause)) ?? entry.end;
       const view = this.view(entry);
       this.entries.delete(id);
       if (end) this.tellHandle(entry, end);
@@ -189,7 +193,7 @@ export class Host {
     this.closing = true;
     clearInterval(this.handleTimer);
     for (const e of this.entries.values()) e.link?.close();
-    await Promise.all([...this.entries.values()].map((e) => e.pod?.stop()));
+    await Promise.all([...this.entries.values()].map((e) => e.pod?.stop('host stopping')));
     await this.options.stateFile?.idle();
   }
 
@@ -205,6 +209,8 @@ export class Host {
       settings: podSettingsOf(config),
       loggers,
       logShare: id,
+      ...(this.options.turnSliceMs !== undefined ? { turnSliceMs: this.options.turnSliceMs } : {}),
+      ...(this.options.consoleRateCap ? { consoleRateCap: this.options.consoleRateCap } : {}),
       ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
     });
   }
@@ -217,7 +223,6 @@ export class Host {
 
   private podEnded(entry: Entry, end: PodEnd): void {
     if (this.closing || this.entries.get(entry.id) !== entry) return;
-    if (end.reason !== 'stopped') this.log.warn({ sandbox: entry.id, reason: end.reason, err: end.error }, 'pod ended');
     if (entry.link) {
       this.tellHandle(entry, end);
       this.entries.delete(entry.id);
@@ -237,8 +242,7 @@ export class Host {
   private handleLeft(entry: Entry, link: AttachLink): void {
     if (entry.link !== link || this.closing) return;
     entry.link = undefined;
-    this.log.info({ sandbox: entry.id }, 'the handle of this pod disconnected; removing the pod');
-    this.remove(entry.id).catch(() => {});
+    this.remove(entry.id, 'handle gone').catch(() => {});
   }
 
   /** Pods restored with a handle that has not re-attached: gone handles take their pod along. */
@@ -247,7 +251,7 @@ export class Host {
       if (e.handle && !e.link && !isSameProcess(e.handle.pid, e.handle.startTime)) {
         this.log.info({ sandbox: e.id, pid: e.handle.pid }, 'the handle of this pod is gone; removing the pod');
         e.handle = undefined;
-        this.remove(e.id).catch(() => {});
+        this.remove(e.id, 'handle gone').catch(() => {});
       }
     }
   }

@@ -99,8 +99,10 @@ export class LogWriter {
    * as a drop. Lets a caller skip formatting a record that would be dropped anyway.
    */
   admit(priority: Priority, bytes: number, owner?: string): boolean {
-    if (!this.refuses(priority, bytes, owner)) {
-      this.admittedOwner = owner ?? null;
+    // The logger's destination checks again, without an owner: the relay's own admit named it.
+    const whose = owner ?? (priority === 'agent' ? (this.admittedOwner ?? undefined) : undefined);
+    if (!this.refuses(priority, bytes, whose)) {
+      this.admittedOwner = whose ?? null;
       return true;
     }
     this.countDrop('sink slow', priority);

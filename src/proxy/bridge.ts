@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { Stream, StreamSink } from '../yamux/index.js';
+import type { ReadPacer, Stream, StreamSink } from '../yamux/index.js';
 
 export interface BridgeEnd {
   /** Which side closed first, for the debug log. */
@@ -23,11 +23,16 @@ export class Bridge implements StreamSink {
   private firstError: Error | undefined;
   private closedFirst: 'client' | 'guest' | null = null;
   private open = 2;
+  /** Cleared by finishRequests: nothing more is taken from the client. */
+  private reading = true;
+  /** The client waits for the stream to send what it holds (resumed by drain()). */
+  private waitingForStream = false;
 
   constructor(
     private readonly client: net.Socket,
     private readonly stream: Stream,
     private readonly onEnd: (end: BridgeEnd) => void,
+    private readonly pacer?: ReadPacer,
   ) {
     client.on('data', this.fromClient);
     client.on('end', this.clientEnded);
@@ -42,6 +47,7 @@ export class Bridge implements StreamSink {
 
   /** Shutdown: take nothing more from the client, send FIN, let the guest's answer through. */
   finishRequests(): void {
+    this.reading = false;
     this.client.off('data', this.fromClient);
     this.client.pause();
     this.stream.sendEnd();
@@ -62,13 +68,26 @@ export class Bridge implements StreamSink {
   }
 
   drain(): void {
-    this.client.resume();
+    this.waitingForStream = false;
+    if (this.reading) this.client.resume();
   }
 
   // ---- the client's side ------------------------------------------------------------------
 
   private readonly fromClient = (chunk: Buffer): void => {
-    if (!this.stream.send(chunk)) this.client.pause();
+    const startedAt = this.pacer ? performance.now() : 0;
+    if (!this.stream.send(chunk)) {
+      this.waitingForStream = true;
+      this.client.pause();
+    }
+    if (this.pacer && !this.pacer.charge(startedAt) && !this.client.isPaused()) {
+      this.client.pause();
+      this.pacer.later(this.resumePaced);
+    }
+  };
+
+  private readonly resumePaced = (): void => {
+    if (this.reading && !this.waitingForStream) this.client.resume();
   };
 
   private readonly clientDrained = (): void => {

@@ -11,6 +11,7 @@ import type { ProxyDiagnostics } from './diagnostics.js';
 import { LISTENER_OPTIONS, listenOnFd, listenOnPath } from './listener.js';
 import type { PodSettings } from './pod-settings.js';
 import { Proxy, type ProxyEnd } from './proxy.js';
+import { TurnPacer } from './turn-pacer.js';
 
 export type PodState = 'connecting' | 'serving' | 'stopping' | 'stopped';
 
@@ -19,6 +20,8 @@ export interface PodEnd {
   reason: 'stopped' | 'guest-ended' | 'failed';
   error?: string;
   status: 0 | 1 | 3;
+  /** Who stopped it, for a 'stopped' pod: 'removed', 'handle gone', 'signal SIGTERM', ... */
+  cause?: string;
 }
 
 export interface PodSnapshot {
@@ -48,7 +51,20 @@ export interface PodOptions {
    * at most a share of the writer's queue and a flooding guest cannot crowd out the others.
    */
   logShare?: string;
+  /**
+   * The pod's slice of each event-loop turn for its reads, ms (0: unpaced). In one process with
+   * many pods this is what keeps a busy or hostile pod from making its neighbours wait.
+   */
+  turnSliceMs?: number;
+  /**
+   * A cap on the console lines relayed per second, whatever the pod's own setting (host mode's
+   * default): lines over it cost a scan for line ends, not a record each.
+   */
+  consoleRateCap?: { perSecond: number; burst: number };
 }
+
+/** Half a millisecond of reading per loop turn: a 64-byte round trip through a neighbour costs about as much. */
+export const DEFAULT_TURN_SLICE_MS = 0.5;
 
 /**
  * One pod: its listen socket, guest channel (Unix socket or tty), Proxy (yamux session,
@@ -66,7 +82,9 @@ export class Pod extends EventEmitter implements FaultOwner {
   private relay: ConsoleRelay | null = null;
   private relayStarted: Promise<void> | undefined;
   private readonly clients = new Set<net.Socket>();
+  private readonly pacer: TurnPacer | undefined;
   private failure: Error | null = null;
+  private stopCause: string | undefined;
   private endInfo: PodEnd | null = null;
   private readonly ended: Promise<PodEnd>;
   private resolveEnded!: (end: PodEnd) => void;
@@ -74,6 +92,8 @@ export class Pod extends EventEmitter implements FaultOwner {
   constructor(private readonly options: PodOptions) {
     super();
     this.log = options.loggers.proxy;
+    const slice = options.turnSliceMs ?? DEFAULT_TURN_SLICE_MS;
+    this.pacer = slice > 0 ? new TurnPacer(slice) : undefined;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
 
@@ -145,11 +165,15 @@ export class Pod extends EventEmitter implements FaultOwner {
     return this.ended;
   }
 
-  /** Orderly stop (the per-pod SIGTERM path): GoAway, live streams may finish, then close. */
-  async stop(): Promise<PodEnd> {
+  /**
+   * Orderly stop (the per-pod SIGTERM path): GoAway, live streams may finish, then close.
+   * `cause` says who stopped it, in the record of its end.
+   */
+  async stop(cause = 'stopped'): Promise<PodEnd> {
     if (!this.endInfo) {
+      this.stopCause ??= cause;
       if (this.proxy) await this.proxy.stop().catch((err: unknown) => this.fail(err));
-      else this.finalize({ reason: 'stopped', status: 0 });
+      else this.finalize({ reason: 'stopped', status: 0, cause });
     }
     return this.ended;
   }
@@ -210,12 +234,15 @@ export class Pod extends EventEmitter implements FaultOwner {
     });
     containEmitter(server, this);
     if (s.agentLogsSocket) {
+      const rate = consoleRate(s.agentLogRate, this.options.consoleRateCap);
       this.relay = new ConsoleRelay({
         socketPath: s.agentLogsSocket,
         agentLog: this.options.loggers.agent,
         log: this.log,
         retryTimeoutMs: s.retryTimeoutMs,
-        ratePerSecond: s.agentLogRate,
+        ratePerSecond: rate.perSecond,
+        ...(rate.burst ? { rateBurst: rate.burst } : {}),
+        ...(this.pacer ? { pacer: this.pacer } : {}),
         admit: (bytes) => this.options.loggers.writer.admit('agent', bytes, this.options.logShare),
         shedding: {
           active: () => this.options.loggers.writer.refuses('agent', RECORD_BYTES, this.options.logShare),
@@ -232,6 +259,7 @@ export class Pod extends EventEmitter implements FaultOwner {
       logger: this.log,
       heartbeatMs: s.heartbeatMs,
       drainTimeoutMs: s.drainTimeoutMs,
+      ...(this.pacer ? { pacer: this.pacer } : {}),
       openGuestChannel: (signal) => this.openGuestChannel(signal),
     });
     this.proxy = proxy;
@@ -265,7 +293,7 @@ export class Pod extends EventEmitter implements FaultOwner {
     if (this.failure) return { reason: 'failed', error: this.failure.message, status: 1 };
     switch (end.reason) {
       case 'stopped':
-        return { reason: 'stopped', status: 0 };
+        return { reason: 'stopped', status: 0, cause: this.stopCause ?? 'stopped' };
       case 'guest-ended':
         return { reason: 'guest-ended', ...(end.error ? { error: end.error.message } : {}), status: 3 };
       case 'failed':
@@ -275,7 +303,9 @@ export class Pod extends EventEmitter implements FaultOwner {
 
   private finalize(end: PodEnd): void {
     if (this.endInfo) return;
+    const summary = this.describe(this.proxy?.diagnostics() ?? null);
     this.endInfo = end;
+    logEnd(this.log, end, summary);
     this.server?.close();
     for (const client of this.clients) client.destroy();
     this.clients.clear();
@@ -287,6 +317,30 @@ export class Pod extends EventEmitter implements FaultOwner {
       this.resolveEnded(end);
     })();
   }
+}
+
+/** The pod's own console rate (0: all lines) under the process's cap, if any. */
+function consoleRate(own: number, cap: PodOptions['consoleRateCap']): { perSecond: number; burst?: number } {
+  if (!cap || cap.perSecond <= 0) return { perSecond: own };
+  if (own > 0 && own <= cap.perSecond) return { perSecond: own };
+  return { perSecond: cap.perSecond, burst: cap.burst };
+}
+
+/** One record per pod's end, so that an operator reading the journal knows why a pod went. */
+function logEnd(log: Logger, end: PodEnd, s: PodSnapshot): void {
+  const fields = {
+    reason: end.reason,
+    ...(end.cause ? { cause: end.cause } : {}),
+    ...(end.error ? { err: end.error } : {}),
+    status: end.status,
+    connections: s.connectionsServed,
+    bytesIn: s.bytesIn,
+    bytesOut: s.bytesOut,
+    uptimeMs: s.uptimeMs,
+  };
+  if (end.reason === 'stopped') log.info(fields, 'pod ended');
+  else if (end.reason === 'guest-ended') log.warn(fields, 'pod ended');
+  else log.error(fields, 'pod ended');
 }
 
 async function openSerial(path: string, baudRate: number, timeoutMs: number, signal: AbortSignal): Promise<Duplex> {

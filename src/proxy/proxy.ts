@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { GoAwayCode, GoAwayError, PEER_DRIVEN_MESSAGES, Session, type YamuxLogger } from '../yamux/index.js';
+import { GoAwayCode, GoAwayError, PEER_DRIVEN_MESSAGES, Session, type ReadPacer, type YamuxLogger } from '../yamux/index.js';
 import { Bridge } from './bridge.js';
 import { diagnostics, type ProxyDiagnostics } from './diagnostics.js';
 import { Heartbeat } from './heartbeat.js';
@@ -18,6 +18,8 @@ export interface ProxyOptions {
   heartbeatMs?: number;
   /** How long stop() lets live streams finish before resetting them. */
   drainTimeoutMs?: number;
+  /** The pod's share of the event loop, for reading the guest channel and the clients. */
+  pacer?: ReadPacer;
 }
 
 export type ProxyState = 'new' | 'connecting' | 'serving' | 'stopping' | 'stopped';
@@ -88,6 +90,7 @@ export class Proxy extends EventEmitter {
       role: 'client',
       rejectInbound: true, // the agent never opens streams toward the host
       maxRejectedStreams: MAX_GUEST_OPENED_STREAMS,
+      ...(this.options.pacer ? { pacer: this.options.pacer } : {}),
       config: {
         enableKeepAlive: false,
         // A paused VM stops reading for minutes: back-pressure holds the writers, nothing times out.
@@ -170,7 +173,7 @@ export class Proxy extends EventEmitter {
       if (debug) this.log.debug({ stream: id, closedBy: end.closedBy, ...(end.error ? { err: end.error.message } : {}) }, 'client disconnected');
       this.emitStatus();
       this.endAfterGoAway();
-    });
+    }, this.options.pacer);
     this.clients.set(client, pair);
     this.emitStatus();
   }

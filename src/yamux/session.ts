@@ -14,6 +14,7 @@ import {
 } from './errors.js';
 import { FrameWriter } from './frame-writer.js';
 import type { FrameHeader } from './header.js';
+import type { ReadPacer } from './pacer.js';
 import { PingTracker } from './ping-tracker.js';
 import { RecentIds } from './recent-ids.js';
 import { Stream, type StreamHost, type StreamStats } from './stream.js';
@@ -31,6 +32,8 @@ export interface SessionOptions {
    * (for a peer that is known never to open any). Unbounded by default, as in hashicorp.
    */
   maxRejectedStreams?: number;
+  /** Shares out the reading of the link with other readers (see ReadPacer); unpaced by default. */
+  pacer?: ReadPacer;
 }
 
 /**
@@ -85,6 +88,8 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
   private closing: { resolve: () => void; timer: NodeJS.Timeout | null } | null = null;
   private keepAliveTimer: NodeJS.Timeout | null = null;
   private ended = false;
+  /** Reading stopped until the pacer's next slice. */
+  private pacedOut = false;
   private error: Error | null = null;
   private counters = { opened: 0, accepted: 0, rejected: 0, bytesIn: 0, bytesOut: 0 };
   private windowBudget: number;
@@ -384,11 +389,23 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
   // ---- link events -----------------------------------------------------------------------
 
   private readonly onData = (chunk: Buffer): void => {
+    const pacer = this.options.pacer;
+    const startedAt = pacer ? performance.now() : 0;
     try {
       this.decoder.write(chunk);
     } catch (err) {
       this.fail(err as Error);
     }
+    if (pacer && !pacer.charge(startedAt) && !this.pacedOut && !this.ended) {
+      this.pacedOut = true;
+      this.conn.pause();
+      pacer.later(this.resumePaced);
+    }
+  };
+
+  private readonly resumePaced = (): void => {
+    this.pacedOut = false;
+    if (!this.ended && !this.writer.holdingAnswers) this.conn.resume();
   };
 
   private readonly onLinkEnd = (): void => {
@@ -406,7 +423,7 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
     if (held) {
       this.conn.pause();
       this.log('debug', 'reading paused: the peer is not reading our answers', { answers: this.writer.pendingAnswers });
-    } else if (!this.ended) {
+    } else if (!this.ended && !this.pacedOut) {
       this.conn.resume();
     }
   }

@@ -137,19 +137,40 @@ describe('ConsoleRelay', () => {
     expect(agent.records[3]!.msg).toBe('after reconnect');
   });
 
-  it('while the log refuses every line, lines are only counted as dropped, and relayed again once it takes them', async () => {
+  it('while the log refuses every line, lines are only counted as dropped but the last, which is relayed once the log takes lines again', async () => {
     let refusing = true;
     let dropped = 0;
     const shedding = { active: () => refusing, count: (n: number) => (dropped += n) };
     const { clients, agent, relay } = await relayOnConsole({ shedding });
     clients[0]!.write(Array.from({ length: 5000 }, (_, i) => `flood line ${i}\n`).join('') + 'half');
     await until(() => relay.lines === 5000);
-    expect(dropped).toBe(5000);
+    expect(dropped).toBe(4999);
     expect(agent.records).toEqual([]);
+    // The console goes quiet: the line that ended the flood is not lost with it.
     refusing = false;
+    await until(() => agent.records.length === 1);
+    expect(agent.records[0]!.msg).toBe('flood line 4999');
     clients[0]!.write(' a line\nnext\n');
-    await until(() => agent.records.length === 2);
-    expect(agent.records.map((r) => r.msg)).toEqual(['half a line', 'next']);
+    await until(() => agent.records.length === 3);
+    expect(agent.records.map((r) => r.msg)).toEqual(['flood line 4999', 'half a line', 'next']);
+    expect(dropped).toBe(4999);
+  });
+
+  it('a flood while the log refuses: every line is relayed or counted, and a line after it is relayed', async () => {
+    let refusing = true;
+    let dropped = 0;
+    const shedding = { active: () => refusing, count: (n: number) => (dropped += n) };
+    const { clients, agent, relay } = await relayOnConsole({ shedding });
+    for (let burst = 0; burst < 20; burst++) {
+      clients[0]!.write(Array.from({ length: 1000 }, (_, i) => `burst ${burst} line ${i}\n`).join(''));
+      await until(() => relay.lines === (burst + 1) * 1000);
+    }
+    clients[0]!.write('after the flood: panic\n');
+    await until(() => relay.lines === 20_001);
+    refusing = false;
+    await until(() => agent.records.length === 1);
+    expect(agent.records.map((r) => r.msg)).toEqual(['after the flood: panic']);
+    expect(dropped + agent.records.length).toBe(20_001);
   });
 
   it('rate limit: drops beyond the limit and reports how many', async () => {

@@ -96,6 +96,7 @@ export class SlowReader {
   lines = 0;
   bytes = 0;
   private partial = '';
+  private fast = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -111,12 +112,19 @@ export class SlowReader {
     }, 10);
   }
 
-  /** Reads everything left at full speed; resolves at the end of the stream. */
-  finish(): Promise<void> {
+  /** From now on reads at full speed (a reader catching up). */
+  speedUp(): void {
+    if (this.fast) return;
+    this.fast = true;
     clearInterval(this.timer);
-    const ended = new Promise<void>((r) => this.stream.once('end', r));
     this.stream.on('data', (chunk: Buffer) => this.take(chunk));
     this.stream.resume();
+  }
+
+  /** Reads everything left at full speed; resolves at the end of the stream. */
+  finish(): Promise<void> {
+    const ended = this.stream.readableEnded ? Promise.resolve() : new Promise<void>((r) => this.stream.once('end', r));
+    this.speedUp();
     return ended.then(() => this.take(null));
   }
 

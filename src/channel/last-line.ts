@@ -1,0 +1,47 @@
+/**
+ * The last complete line of the console reads a relay passed over (log queue full, rate spent),
+ * copied aside: the line that ends a flood is often the one an operator needs ("panic: ...",
+ * "agent exiting"), so it is relayed once the log takes lines again instead of being shed with
+ * the flood. One line at most: each new one replaces the last.
+ */
+export class LastLine {
+  private readonly buffer: Buffer;
+  private bytes = -1;
+
+  constructor(maxLineBytes = 16 * 1024) {
+    this.buffer = Buffer.allocUnsafe(maxLineBytes);
+  }
+
+  get held(): boolean {
+    return this.bytes >= 0;
+  }
+
+  /**
+   * Keeps the last complete line of `chunk` (its tail if it began in an earlier read).
+   * 'replaced': the one held before is gone (count it as dropped).
+   */
+  keep(chunk: Buffer): 'none' | 'kept' | 'replaced' {
+    const end = chunk.lastIndexOf(0x0a);
+    if (end < 0) return 'none';
+    const start = end === 0 ? 0 : chunk.lastIndexOf(0x0a, end - 1) + 1;
+    const lineEnd = end > start && chunk[end - 1] === 0x0d ? end - 1 : end;
+    const replaced = this.held;
+    this.bytes = chunk.copy(this.buffer, 0, Math.max(start, lineEnd - this.buffer.length), lineEnd);
+    return replaced ? 'replaced' : 'kept';
+  }
+
+  /** Hands the held line over (valid during the call only) and forgets it. */
+  take(use: (line: Buffer) => void): void {
+    if (!this.held) return;
+    const line = this.buffer.subarray(0, this.bytes);
+    this.bytes = -1;
+    use(line);
+  }
+
+  /** Forgets the held line; true if there was one. */
+  drop(): boolean {
+    const had = this.held;
+    this.bytes = -1;
+    return had;
+  }
+}
