@@ -1,14 +1,15 @@
 // Every accepted client is served or closed: connections race a pod's end (its guest killed, as
-// QEMU going away, or `pod rm`) thousands of times, and each one sees its answer, EOF or an error
+// QEMU going away; `pod rm`; its per-pod handle going away) thousands of times, and each one sees its answer, EOF or an error
 // within a second; none is left open and unanswered (a gRPC health check would hang to its deadline).
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { GUESTS, type RunningGuest } from '../e2e/guests.js';
 import { perTest } from '../helpers/per-test.js';
-import { inProcessHost, podBody, type InProcessHost } from './helpers.js';
+import { attachRaw, eventually, inProcessHost, podBody, type InProcessHost } from './helpers.js';
 
 const t = perTest('kpr');
-const ROUNDS = 60;
+const ROUNDS = 80;
 const CLIENTS = 24;
 const ANSWER_MS = 1000;
 
@@ -50,16 +51,28 @@ async function askUntilGone(path: string, outcomes: Outcome[]): Promise<void> {
   }
 }
 
-async function round(h: InProcessHost, id: string, guest: RunningGuest, end: 'guest' | 'rm', outcomes: Outcome[]): Promise<void> {
-  const body = podBody(t.tmp, id);
-  await h.host.put(id, (await import('../../src/proxy/pod-settings.js')).podConfigFromJson(body), { waitServing: true });
+type Ending = 'guest killed' | 'pod rm' | 'guest killed, handle attached' | 'handle gone';
+const ENDINGS: Ending[] = ['guest killed', 'pod rm', 'guest killed, handle attached', 'handle gone'];
+
+async function round(h: InProcessHost, id: string, guest: RunningGuest, end: Ending, outcomes: Outcome[]): Promise<void> {
+  const { podConfigFromJson } = await import('../../src/proxy/pod-settings.js');
+  await h.host.put(id, podConfigFromJson(podBody(t.tmp, id)), { waitServing: true });
+  let link: Awaited<ReturnType<typeof attachRaw>> | null = null;
+  if (end.includes('handle')) {
+    const handle = spawn('sleep', ['30'], { stdio: 'ignore' });
+    t.cleanups.push(() => handle.kill('SIGKILL'));
+    link = await attachRaw(h.socket, id, handle.pid!);
+    await eventually(() => link!.text().endsWith('attached\n'));
+  }
   const path = t.tmp.socket(`p-${id}`);
   const clients = Array.from({ length: CLIENTS }, () => askUntilGone(path, outcomes));
   await new Promise((r) => setTimeout(r, Math.random() * 30));
-  if (end === 'guest') await guest.kill();
-  else await h.host.remove(id);
+  if (end === 'pod rm') await h.host.remove(id);
+  else if (end === 'handle gone') link!.socket.destroy();
+  else await guest.kill();
   await Promise.all(clients);
-  if (end === 'guest') await h.host.remove(id).catch(() => {});
+  if (link) await link.closed;
+  await h.host.remove(id).catch(() => {}); // a pod whose guest went stays listed, ended
 }
 
 describe.each(GUESTS.filter((g) => g.available))('clients racing a pod\'s end, with $name', (kind) => {
@@ -71,12 +84,13 @@ describe.each(GUESTS.filter((g) => g.available))('clients racing a pod\'s end, w
       const id = `r${i}`;
       const guest = await kind.start({ mux: t.tmp.socket(`g-${id}`) });
       t.cleanups.push(() => guest.stop());
-      await round(h, id, guest, i % 2 === 0 ? 'guest' : 'rm', outcomes);
+      await round(h, id, guest, ENDINGS[i % ENDINGS.length]!, outcomes);
     }
     const count = (o: Outcome) => outcomes.filter((x) => x === o).length;
     expect(count('hung')).toBe(0);
     expect(outcomes.length).toBeGreaterThan(ROUNDS * CLIENTS);
     expect(count('answered')).toBeGreaterThan(0);
-    expect(h.host.list().filter((p) => p.state !== 'stopped')).toEqual([]);
+    expect(count('answered') + count('eof') + count('error')).toBeGreaterThan(ROUNDS * CLIENTS);
+    expect(h.host.list()).toEqual([]);
   }, 240_000);
 });
