@@ -1,6 +1,7 @@
 // The load generator: a child process (forked by run.ts) that runs one job at a time on request
 // over IPC, so the client side never shares a CPU thread with the orchestrator or a server.
 import type { Job, JobResult, Request, Response } from './protocol.js';
+import { churn, neighbours } from './neighbour-load.js';
 import { Connector, Holder, connectRequestClose, requestResponse, storm, throughput } from './workloads.js';
 
 const connector = new Connector();
@@ -14,6 +15,10 @@ async function run(job: Job): Promise<JobResult> {
       return requestResponse(connector, job.target, job.count, job.warmup, job.size);
     case 'connect-rr':
       return connectRequestClose(connector, job.target, job.count, job.warmup, job.size);
+    case 'neighbours':
+      return neighbours(connector, job);
+    case 'churn':
+      return churn(connector, job.target, job.clients, job.size, job.durationMs);
     case 'storm':
       return storm(connector, job.target, job.clients, job.size);
     case 'hold':

@@ -20,6 +20,18 @@ export type Job =
   | { type: 'connect-rr'; target: Target; count: number; warmup: number; size: number }
   | { type: 'storm'; target: Target; clients: number; size: number }
   | { type: 'hold'; target: Target; count: number; batch: number }
+  | {
+      type: 'neighbours';
+      /** Each neighbour: one long-lived connection with a `size`-byte round trip every `intervalMs`. */
+      targets: Target[];
+      intervalMs: number;
+      size: number;
+      durationMs: number;
+      /** A checksummed echo of `echoBytes` on a connection of its own, every `echoEveryMs` per neighbour. */
+      echoBytes: number;
+      echoEveryMs: number;
+    }
+  | { type: 'churn'; target: Target; clients: number; size: number; durationMs: number }
   | { type: 'release' }
   | { type: 'close-sessions' }
   | { type: 'exit' };
@@ -36,6 +48,21 @@ export interface LatencyResult {
   errors: string[];
 }
 
+export interface NeighboursResult {
+  /** Round trips of every neighbour, µs. */
+  samplesUs: number[];
+  /** Checksummed echoes, ms each. */
+  echoesMs: number[];
+  /** Wrong bytes, resets, EOFs: anything a neighbour should never see. */
+  errors: string[];
+}
+
+export interface ChurnResult {
+  connections: number;
+  /** How the connections ended, by code ('answered', 'reset', 'eof', ...). */
+  outcomes: Record<string, number>;
+}
+
 export interface StormResult {
   /** Time from the first connect until the last client had its whole answer, ms. */
   lastAnswerMs: number;
@@ -50,7 +77,7 @@ export interface HoldResult {
   ms: number;
 }
 
-export type JobResult = ThroughputResult | LatencyResult | StormResult | HoldResult | Record<string, never>;
+export type JobResult = ThroughputResult | LatencyResult | NeighboursResult | ChurnResult | StormResult | HoldResult | Record<string, never>;
 
 export interface Request {
   id: number;

@@ -5,7 +5,7 @@
 //
 // Options: --quick (fewer/smaller repetitions, for trying things out; results are not written
 // unless --out is given), --profile (also CPU-profile the daemon), --only=throughput,latency,
-// memory,pods,host,flags,floods, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
+// memory,pods,host,neighbours,flags,floods, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
 // with a change applied: its bin/kata-proxy becomes one more path, "proxy B → Go", measured
 // side by side with this tree's), --paths=plain,engine,proxy,proxy-sim,proxy-b, --dirs=up,down,echo,
 // --streams=1,64 (subsets, for experiments), --kata-proxy PATH (a real Go kata-proxy binary: one
@@ -16,6 +16,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { measureFloods } from './floods.js';
 import { measureHost } from './host.js';
+import { measureNeighbours } from './neighbours.js';
 import { runLatency, type LatencyOptions } from './latency.js';
 import { measureDensity, measureFlags } from './memory.js';
 import { measurePods } from './pods.js';
@@ -68,7 +69,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const get = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-  const only = new Set((get('only') ?? 'podstart,throughput,latency,floods,memory,pods,host,flags').split(','));
+  const only = new Set((get('only') ?? 'podstart,throughput,latency,floods,memory,pods,host,neighbours,flags').split(','));
   const kataProxyAt = argv.indexOf('--kata-proxy');
   if (argv.includes('--profile')) only.add('profile');
   const defaultOut = join(REPO_ROOT, 'bench', 'results.json');
@@ -301,6 +302,10 @@ async function main(): Promise<void> {
     if (o.only.has('host')) {
       log(`\n# host mode: one \`kata-proxy host\` for every pod against per-pod daemons (memory, busy neighbour, 8 pods at once, restart, pod start)`);
       results.host = await measureHost({ dir: sock('host'), goMux: sock('go.sock'), client, quick: o.quick, reps: o.reps, startRuns: o.startRuns }, log);
+    }
+    if (o.only.has('neighbours')) {
+      log(`\n# neighbours: 3 pods' round trips while a 4th floods its console, resets every stream or transfers in bulk; one host against per-pod daemons`);
+      results.neighbours = await measureNeighbours({ dir: sock('neighbours'), goMux: sock('go.sock'), client, quick: o.quick, reps: o.reps }, log);
     }
     const peerErrors = goPeerErrors(goPeer);
     if (peerErrors.length > 0) log(`  ! the Go peer reported ${peerErrors.length} failed streams: ${peerErrors.slice(0, 3).join('; ')}`);

@@ -8,6 +8,8 @@ import { LineSplitter } from './line-splitter.js';
 import { RateLimiter } from './rate-limiter.js';
 import { connectWithRetry } from './unix-socket.js';
 
+export const READ_BYTES = 16 * 1024;
+
 /** How often a line kept from a flood checks whether the log takes lines again. */
 const HELD_LINE_CHECK_MS = 20;
 
@@ -37,6 +39,11 @@ export interface ConsoleRelayOptions {
   pacer?: ReadPacer;
   /** Lines the rate limit lets through at once after a quiet period; default one second's worth. */
   rateBurst?: number;
+  /**
+   * Where reads land. Each read is split (and its lines decoded or copied) before the callback
+   * returns, so the consoles of many pods in one process can share one buffer; default its own.
+   */
+  readBuffer?: Buffer;
 }
 
 /**
@@ -51,13 +58,14 @@ export class ConsoleRelay {
   private reportTimer: NodeJS.Timeout | null = null;
   private readonly splitter = new LineSplitter((line, truncated) => this.relay(line, truncated));
   /** Every read lands here: a flood allocates nothing per read (lines are decoded or copied at once). */
-  private readonly readBuffer = Buffer.allocUnsafe(16 * 1024);
+  private readonly readBuffer: Buffer;
   private readonly lastPassed = new LastLine();
   private heldTimer: NodeJS.Timeout | null = null;
   lines = 0;
 
   constructor(private readonly options: ConsoleRelayOptions) {
     this.limiter = new RateLimiter(options.ratePerSecond ?? 0, options.rateBurst);
+    this.readBuffer = options.readBuffer ?? Buffer.allocUnsafe(READ_BYTES);
   }
 
   /** Runs until stop(); resolves when stopped, rejects only if the first connect fails. */

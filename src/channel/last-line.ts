@@ -5,12 +5,11 @@
  * the flood. One line at most: each new one replaces the last.
  */
 export class LastLine {
-  private readonly buffer: Buffer;
+  /** Allocated on the first line kept, grown as lines need it (up to maxLineBytes). */
+  private buffer = Buffer.alloc(0);
   private bytes = -1;
 
-  constructor(maxLineBytes = 16 * 1024) {
-    this.buffer = Buffer.allocUnsafe(maxLineBytes);
-  }
+  constructor(private readonly maxLineBytes = 16 * 1024) {}
 
   get held(): boolean {
     return this.bytes >= 0;
@@ -26,7 +25,9 @@ export class LastLine {
     const start = end === 0 ? 0 : chunk.lastIndexOf(0x0a, end - 1) + 1;
     const lineEnd = end > start && chunk[end - 1] === 0x0d ? end - 1 : end;
     const replaced = this.held;
-    this.bytes = chunk.copy(this.buffer, 0, Math.max(start, lineEnd - this.buffer.length), lineEnd);
+    const from = Math.max(start, lineEnd - this.maxLineBytes);
+    if (lineEnd - from > this.buffer.length) this.buffer = Buffer.allocUnsafe(Math.max(lineEnd - from, 256));
+    this.bytes = chunk.copy(this.buffer, 0, from, lineEnd);
     return replaced ? 'replaced' : 'kept';
   }
 

@@ -2,18 +2,20 @@
  * Splits a byte stream into lines (LF, with a trailing CR stripped). A line longer than
  * maxLineBytes is cut there: a guest that never sends a newline cannot grow our memory. Lines
  * are handed over as bytes, valid only during the call (decode or copy them there): a line's
- * start waits in one buffer allocated once, so splitting allocates nothing however much flows.
+ * start waits in one buffer, allocated the first time a read ends mid-line and grown up to
+ * maxLineBytes as needed, so splitting allocates nothing however much flows, and an idle pod's
+ * console costs nothing (host mode holds thousands).
  */
+const EMPTY = Buffer.alloc(0);
+
 export class LineSplitter {
-  private readonly partial: Buffer;
+  private partial: Buffer = EMPTY;
   private partialBytes = 0;
 
   constructor(
     private readonly onLine: (line: Buffer, truncated: boolean) => void,
     private readonly maxLineBytes = 16 * 1024,
-  ) {
-    this.partial = Buffer.allocUnsafe(maxLineBytes);
-  }
+  ) {}
 
   push(chunk: Buffer): void {
     let start = 0;
@@ -58,6 +60,7 @@ export class LineSplitter {
       if (this.partialBytes === 0) {
         this.emit(chunk.subarray(start, start + room), true);
       } else {
+        this.reserve(this.maxLineBytes);
         chunk.copy(this.partial, this.partialBytes, start, start + room);
         this.partialBytes += room;
         this.emitPartial(true);
@@ -65,9 +68,18 @@ export class LineSplitter {
       start += room;
     }
     if (complete && this.partialBytes === 0) return this.emit(chunk.subarray(start, end), false);
+    this.reserve(this.partialBytes + (end - start));
     chunk.copy(this.partial, this.partialBytes, start, end);
     this.partialBytes += end - start;
     if (complete) this.emitPartial(false);
+  }
+
+  /** Room for `bytes` in the partial-line buffer (never more than maxLineBytes are asked for). */
+  private reserve(bytes: number): void {
+    if (bytes <= this.partial.length) return;
+    const grown = Buffer.allocUnsafe(Math.min(this.maxLineBytes, Math.max(bytes, 2 * this.partial.length, 256)));
+    this.partial.copy(grown, 0, 0, this.partialBytes);
+    this.partial = grown;
   }
 
   private emitPartial(truncated: boolean): void {

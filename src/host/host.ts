@@ -1,10 +1,12 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { READ_BYTES } from '../channel/console-relay.js';
 import type { Loggers } from '../log/logger.js';
 import { ListenSocketError, removeStaleSocket } from '../proxy/listener.js';
 import { Pod, type PodEnd } from '../proxy/pod.js';
 import { podSettingsOf, sameConfig, type PodConfig } from '../proxy/pod-settings.js';
 import { HostError } from './host-error.js';
+import { MemoryReclaimer } from './memory-reclaimer.js';
 import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
 import { isSameProcess, processStartTime } from './process-identity.js';
 import type { HandleRecord, PodRecord, StateFile } from './state-file.js';
@@ -53,6 +55,9 @@ export class Host {
   private readonly log: Logger;
   private readonly handleTimer: NodeJS.Timeout;
   private closing = false;
+  /** Every pod's console reads land here in turn (each read is consumed before the next). */
+  private readonly consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
+  private readonly reclaimer = new MemoryReclaimer();
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
@@ -192,6 +197,7 @@ export class Host {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.handleTimer);
+    this.reclaimer.stop();
     for (const e of this.entries.values()) e.link?.close();
     await Promise.all([...this.entries.values()].map((e) => e.pod?.stop('host stopping')));
     await this.options.stateFile?.idle();
@@ -209,6 +215,7 @@ export class Host {
       settings: podSettingsOf(config),
       loggers,
       logShare: id,
+      consoleReadBuffer: this.consoleReadBuffer,
       ...(this.options.turnSliceMs !== undefined ? { turnSliceMs: this.options.turnSliceMs } : {}),
       ...(this.options.consoleRateCap ? { consoleRateCap: this.options.consoleRateCap } : {}),
       ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
@@ -217,7 +224,10 @@ export class Host {
 
   private async startPod(entry: Entry): Promise<void> {
     const pod = entry.pod!;
-    void pod.whenEnded().then((end) => this.podEnded(entry, end));
+    void pod.whenEnded().then((end) => {
+      this.reclaimer.podEnded();
+      this.podEnded(entry, end);
+    });
     await pod.start();
   }
 

@@ -61,6 +61,8 @@ export interface PodOptions {
    * default): lines over it cost a scan for line ends, not a record each.
    */
   consoleRateCap?: { perSecond: number; burst: number };
+  /** A read buffer the consoles of many pods share (ConsoleRelayOptions.readBuffer). */
+  consoleReadBuffer?: Buffer;
 }
 
 /** Half a millisecond of reading per loop turn: a 64-byte round trip through a neighbour costs about as much. */
@@ -243,6 +245,7 @@ export class Pod extends EventEmitter implements FaultOwner {
         ratePerSecond: rate.perSecond,
         ...(rate.burst ? { rateBurst: rate.burst } : {}),
         ...(this.pacer ? { pacer: this.pacer } : {}),
+        ...(this.options.consoleReadBuffer ? { readBuffer: this.options.consoleReadBuffer } : {}),
         admit: (bytes) => this.options.loggers.writer.admit('agent', bytes, this.options.logShare),
         shedding: {
           active: () => this.options.loggers.writer.refuses('agent', RECORD_BYTES, this.options.logShare),

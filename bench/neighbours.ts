@@ -1,0 +1,326 @@
+// Neighbours (issue 16): does one pod's trouble reach the others? Three neighbour pods, each with
+// a hashicorp/yamux guest and a steady light load (a 64-byte round trip every 10 ms on a
+// long-lived connection, a 4 MiB checksummed echo every 2 s), while a fourth pod:
+//   - floods its console (a `yes` through socat: hundreds of MB/s of 200-byte lines), logged at info
+//     to a file (a sink that never drops);
+//   - has a guest that resets every stream, with 8 clients reconnecting as fast as they are reset;
+//   - transfers in bulk (one download after another).
+// The neighbours' p99 with the fourth pod at work is divided by their p99 with it idle, in one
+// `kata-proxy host` (four pods in one process) and beside per-pod daemons (four processes), in
+// the same run, interleaved. Errors or wrong bytes any neighbour sees are reported.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { controlRequest } from '../src/host/control-client.js';
+import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startNodeChild } from './peers.js';
+import { sleep } from './proc.js';
+import type { ChurnResult, NeighboursResult, Target, ThroughputResult } from './protocol.js';
+import { table, type Figure, type TargetResult } from './report.js';
+import { percentiles, ratio, summarize, type Summary } from './stats.js';
+
+const MiB = 1 << 20;
+const NEIGHBOURS = 3;
+const RATIO_LIMIT = 2;
+const SCENARIOS = ['console flood', 'stream resets', 'bulk transfer'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+type Mode = 'host' | 'daemons';
+
+export interface NeighboursOptions {
+  dir: string;
+  /** The Go peer's mux socket (serves every neighbour and the bulk pod). */
+  goMux: string;
+  client: LoadClient;
+  quick: boolean;
+  reps: number;
+}
+
+interface ModeFigures {
+  quietP99Us: Summary;
+  loadedP99Us: Summary;
+  /** Median over repetitions of loaded p99 ÷ quiet p99 (each measured back to back). */
+  ratio: number;
+  echoQuietMs: number;
+  echoLoadedMs: number;
+}
+
+export interface NeighboursFigures {
+  scenarios: { name: Scenario; host: ModeFigures; daemons: ModeFigures; hostile: string }[];
+  errors: string[];
+}
+
+interface PodPaths {
+  id: string;
+  listen: string;
+  mux: string;
+  console?: string;
+}
+
+/** The four pods of one mode: `kata-proxy host` with four pods, or four per-pod daemons. */
+interface Fleet {
+  /** Starts the fourth pod for a scenario (replacing the previous one). */
+  hostile(p: PodPaths): Promise<void>;
+  dropHostile(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function logFile(dir: string, name: string): number {
+  return openSync(join(dir, `${name}.log`), 'w');
+}
+
+async function untilServes(path: string, alive: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await probe(path))) {
+    if (!alive() || Date.now() > deadline) throw new Error(`${what} does not serve`);
+    await sleep(10);
+  }
+}
+
+async function hostFleet(dir: string, neighbours: PodPaths[]): Promise<Fleet> {
+  const control = join(dir, 'host.sock');
+  const fd = logFile(dir, 'host');
+  const argv = ['host', '-control-socket', control, '-state-file', join(dir, 'pods.json'), '-log', 'warn'];
+  const host = new Child('neighbours host', spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', fd], env: daemonEnv() }));
+  closeSync(fd);
+  const put = async (p: PodPaths) => {
+    const body = { listenSocket: p.listen, muxSocket: p.mux, logLevel: 'info', ...(p.console ? { agentLogsSocket: p.console } : {}) };
+    const r = await controlRequest(control, 'PUT', `/pods/${p.id}?wait=serving`, body, 20_000);
+    if (r.status !== 201) throw new Error(`PUT ${p.id}: ${r.status} ${JSON.stringify(r.body)}`);
+  };
+  const deadline = Date.now() + 20_000;
+  while (!(await controlRequest(control, 'GET', '/pods', undefined, 2000).then((r) => r.status === 200, () => false))) {
+    if (!host.alive || Date.now() > deadline) throw new Error(`the host does not serve\n${host.stderrTail.join('\n')}`);
+    await sleep(10);
+  }
+  for (const p of neighbours) await put(p);
+  let current: PodPaths | null = null;
+  const fleet: Fleet = {
+    hostile: async (p) => {
+      await fleet.dropHostile();
+      await put(p);
+      current = p;
+    },
+    dropHostile: async () => {
+      if (current) await controlRequest(control, 'DELETE', `/pods/${current.id}`, undefined, 20_000);
+      current = null;
+    },
+    stop: async () => {
+      await host.stop();
+    },
+  };
+  return fleet;
+}
+
+function spawnDaemon(dir: string, p: PodPaths): Child {
+  const argv = ['-listen-socket', `unix://${p.listen}`, '-mux-socket', p.mux, '-sandbox', p.id, '-log', 'info'];
+  if (p.console) argv.push('-agent-logs-socket', p.console);
+  const fd = logFile(dir, p.id);
+  const child = new Child(`daemon ${p.id}`, spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', fd], env: daemonEnv() }));
+  closeSync(fd);
+  return child;
+}
+
+async function daemonFleet(dir: string, neighbours: PodPaths[]): Promise<Fleet> {
+  const daemons = neighbours.map((p) => spawnDaemon(dir, p));
+  for (const [i, p] of neighbours.entries()) await untilServes(p.listen, () => daemons[i]!.alive, p.id);
+  let hostile: Child | null = null;
+  const fleet: Fleet = {
+    hostile: async (p) => {
+      await fleet.dropHostile();
+      hostile = spawnDaemon(dir, p);
+      const h = hostile;
+      await untilServesOrGuestResets(p, () => h.alive);
+    },
+    dropHostile: async () => {
+      await hostile?.stop();
+      hostile = null;
+    },
+    stop: async () => {
+      await fleet.dropHostile();
+      await Promise.all(daemons.map((d) => d.stop()));
+    },
+  };
+  return fleet;
+}
+
+/** A pod whose guest resets every stream never answers a probe: there, its session is enough. */
+async function untilServesOrGuestResets(p: PodPaths, alive: () => boolean): Promise<void> {
+  if (!p.id.includes('reset')) return untilServes(p.listen, alive, p.id);
+  await sleep(300);
+  if (!alive()) throw new Error(`${p.id} exited`);
+}
+
+/** Runs the hostile pod's load until stop() (the console flood is the console's own writer). */
+function startHostileLoad(scenario: Scenario, p: PodPaths, bulk: LoadClient): { stop(): Promise<string> } {
+  const target: Target = { kind: 'socket', path: p.listen };
+  if (scenario === 'console flood') return { stop: async () => '' };
+  if (scenario === 'stream resets') {
+    let stopped = false;
+    const runs: ChurnResult[] = [];
+    const loop = (async () => {
+      while (!stopped) runs.push(await bulk.run<ChurnResult>({ type: 'churn', target, clients: 8, size: 64, durationMs: 500 }));
+    })();
+    return {
+      stop: async () => {
+        stopped = true;
+        await loop;
+        const n = runs.reduce((s, r) => s + r.connections, 0);
+        return `${n} connections reset`;
+      },
+    };
+  }
+  let stopped = false;
+  let bytes = 0;
+  let seconds = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const r = await bulk.run<ThroughputResult>({ type: 'throughput', target, dir: 'down', streams: 1, bytesPerStream: 64 * MiB, verify: false });
+      bytes += r.bytes;
+      seconds += r.seconds;
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return `${(bytes / MiB / seconds).toFixed(0)} MiB/s down`;
+    },
+  };
+}
+
+/** `yes` with 199-byte lines, served as QEMU serves console.sock (one client), until killed. */
+function consoleFlood(path: string): ChildProcess {
+  const line = 'x'.repeat(199);
+  return spawn('socat', ['-u', `EXEC:yes ${line}`, `UNIX-LISTEN:${path},unlink-early`], { stdio: 'ignore' });
+}
+
+async function neighboursRun(o: NeighboursOptions, targets: Target[], durationMs: number): Promise<NeighboursResult> {
+  return o.client.run<NeighboursResult>({
+    type: 'neighbours',
+    targets,
+    intervalMs: 10,
+    size: 64,
+    durationMs,
+    echoBytes: 4 * MiB,
+    echoEveryMs: 2000,
+  });
+}
+
+export async function measureNeighbours(o: NeighboursOptions, log: (line: string) => void): Promise<NeighboursFigures> {
+  const durationMs = o.quick ? 2000 : 4000;
+  const reps = o.quick ? 1 : Math.min(o.reps, 3);
+  const errors: string[] = [];
+  const bulk = await LoadClient.start();
+  const resetDir = join(o.dir, 'reset-guest');
+  mkdirSync(resetDir, { recursive: true });
+  const resetMux = join(resetDir, 'g.sock');
+  const resetGuest = await startNodeChild('resetting guest', 'sim-guest.js', ['--reset-streams', resetMux]);
+  const samples = new Map<string, { quiet: number[]; loaded: number[]; ratios: number[]; echoQuiet: number[]; echoLoaded: number[]; hostile: string }>();
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      for (const mode of ['host', 'daemons'] as Mode[]) {
+        const dir = join(o.dir, `${mode}-${rep}`);
+        mkdirSync(dir, { recursive: true });
+        const neighbours: PodPaths[] = Array.from({ length: NEIGHBOURS }, (_, i) => ({ id: `n${i}`, listen: join(dir, `n${i}.sock`), mux: o.goMux }));
+        const targets: Target[] = neighbours.map((p) => ({ kind: 'socket', path: p.listen }));
+        const fleet = mode === 'host' ? await hostFleet(dir, neighbours) : await daemonFleet(dir, neighbours);
+        try {
+          for (const scenario of SCENARIOS) {
+            const hostile: PodPaths = {
+              id: scenario === 'stream resets' ? 'reset' : scenario === 'console flood' ? 'flood' : 'bulk',
+              listen: join(dir, `${scenario.replace(' ', '-')}.sock`),
+              mux: scenario === 'stream resets' ? resetMux : o.goMux,
+              ...(scenario === 'console flood' ? { console: join(dir, 'console.sock') } : {}),
+            };
+            const flood = hostile.console ? consoleFlood(hostile.console) : null;
+            try {
+              await fleet.hostile(hostile);
+              const quiet = await neighboursRun(o, targets, durationMs);
+              const load = startHostileLoad(scenario, hostile, bulk);
+              await sleep(300);
+              const loaded = await neighboursRun(o, targets, durationMs);
+              const note = await load.stop();
+              for (const e of [...quiet.errors, ...loaded.errors]) errors.push(`${mode}, ${scenario}: ${e}`);
+              const key = `${scenario}|${mode}`;
+              const s = samples.get(key) ?? { quiet: [], loaded: [], ratios: [], echoQuiet: [], echoLoaded: [], hostile: '' };
+              const q = percentiles(quiet.samplesUs).p99;
+              const l = percentiles(loaded.samplesUs).p99;
+              s.quiet.push(q);
+              s.loaded.push(l);
+              s.ratios.push(ratio(l, q));
+              s.echoQuiet.push(...quiet.echoesMs);
+              s.echoLoaded.push(...loaded.echoesMs);
+              s.hostile = note || s.hostile;
+              samples.set(key, s);
+              log(`  ${mode}, ${scenario}: neighbours' p99 ${(q / 1000).toFixed(2)} ms quiet, ${(l / 1000).toFixed(2)} ms loaded (${ratio(l, q).toFixed(2)}×)${note ? `; ${note}` : ''}`);
+            } finally {
+              flood?.kill('SIGKILL');
+              await fleet.dropHostile();
+            }
+          }
+        } finally {
+          await fleet.stop();
+        }
+      }
+    }
+  } finally {
+    await bulk.stop();
+    await resetGuest.stop();
+  }
+  const mode = (scenario: Scenario, m: Mode): ModeFigures => {
+    const s = samples.get(`${scenario}|${m}`)!;
+    return {
+      quietP99Us: summarize(s.quiet),
+      loadedP99Us: summarize(s.loaded),
+      ratio: summarize(s.ratios).median,
+      echoQuietMs: summarize(s.echoQuiet).median,
+      echoLoadedMs: summarize(s.echoLoaded).median,
+    };
+  };
+  return {
+    scenarios: SCENARIOS.map((name) => ({ name, host: mode(name, 'host'), daemons: mode(name, 'daemons'), hostile: samples.get(`${name}|host`)?.hostile ?? '' })),
+    errors,
+  };
+}
+
+const ms = (us: number) => (Number.isFinite(us) ? `${(us / 1000).toFixed(2)} ms` : '–');
+const x = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '–');
+
+export function neighboursSection(f: NeighboursFigures): string {
+  const rows = f.scenarios.flatMap((s) =>
+    (['host', 'daemons'] as const).map((m) => [
+      `${s.name}, ${m === 'host' ? 'one host' : 'per-pod daemons'}`,
+      ms(s[m].quietP99Us.median),
+      ms(s[m].loadedP99Us.median),
+      x(s[m].ratio),
+      `${s[m].echoQuietMs.toFixed(0)} / ${s[m].echoLoadedMs.toFixed(0)} ms`,
+    ]),
+  );
+  const lines = [
+    `## Neighbours: 3 pods (64 B round trip every 10 ms, 4 MiB checksummed echo every 2 s) beside a 4th pod in trouble`,
+    '',
+    table(["the 4th pod's trouble", 'p99 quiet', 'p99 loaded', 'loaded ÷ quiet', '4 MiB echo quiet / loaded'], rows),
+  ];
+  if (f.errors.length > 0) lines.push('', `! errors the neighbours saw: ${f.errors.slice(0, 5).join('; ')}`);
+  return lines.join('\n');
+}
+
+export function neighboursFigures(f: NeighboursFigures): Figure[] {
+  return f.scenarios.flatMap((s) => [
+    { key: `neighbours ${s.name}: host p99 loaded ÷ quiet`, value: s.host.ratio, unit: '×', better: 'lower' as const },
+    { key: `neighbours ${s.name}: daemons p99 loaded ÷ quiet`, value: s.daemons.ratio, unit: '×', better: 'lower' as const },
+  ]);
+}
+
+export function neighboursTargets(f: NeighboursFigures): TargetResult[] {
+  return f.scenarios.flatMap((s) => [
+    { name: `neighbours, ${s.name}: p99 loaded ÷ quiet, one host`, value: s.host.ratio, op: '<=' as const, limit: RATIO_LIMIT, unit: '×', pass: s.host.ratio <= RATIO_LIMIT },
+    {
+      name: `neighbours, ${s.name}: host's loaded p99 ÷ beside per-pod daemons`,
+      value: ratio(s.host.loadedP99Us.median, s.daemons.loadedP99Us.median),
+      op: '<=' as const,
+      limit: 1,
+      unit: '×',
+      pass: s.host.loadedP99Us.median <= s.daemons.loadedP99Us.median,
+    },
+  ]);
+}
