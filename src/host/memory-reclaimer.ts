@@ -1,36 +1,39 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-type Collect = (options: { type: 'major'; execution: 'async' }) => void;
+type Collect = (options: { type: 'major'; execution: 'sync' }) => void;
 
 /**
  * Gives back the memory of ended pods. V8 collects its old generation only when it grows, and a
- * host whose pods come and go may not grow for hours: the buffers, sockets and streams of a pod
- * that carried gigabytes would sit in the heap as garbage, while a per-pod daemon's memory leaves
- * with its process. A while after pods end (so a burst of ends costs one collection) this runs a
- * major collection, incremental and concurrent (execution 'async'), so no pod's traffic waits for
- * a whole collection; at most one per `minIntervalMs`.
+ * host whose pods come and go may not grow for hours: the buffers, sockets and streams of ended
+ * pods would sit in the heap as garbage, while a per-pod daemon's memory leaves with its process.
+ * Once pods stop ending for `quietMs` (a burst of ends costs one collection), or `maxWaitMs` after
+ * the first end not yet collected, this runs a major collection. A synchronous one: an
+ * incremental collection ('async') only advances as the program allocates, and an idle host
+ * never finishes it. Measured: a few ms for a host of 100 pods.
  */
 export class MemoryReclaimer {
   private readonly collect: Collect | null;
   private timer: NodeJS.Timeout | null = null;
-  private last = 0;
+  private firstPending = 0;
 
   constructor(
-    private readonly delayMs = 1000,
-    private readonly minIntervalMs = 10_000,
+    private readonly quietMs = 1000,
+    private readonly maxWaitMs = 10_000,
   ) {
     this.collect = exposeCollector();
   }
 
-  /** A pod ended: collect a little later. */
+  /** A pod ended: collect once the ends stop. */
   podEnded(): void {
-    if (!this.collect || this.timer) return;
-    const wait = Math.max(this.delayMs, this.last + this.minIntervalMs - Date.now());
+    if (!this.collect) return;
+    const now = Date.now();
+    if (!this.timer) this.firstPending = now;
+    else clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(this.quietMs, this.firstPending + this.maxWaitMs - now));
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.last = Date.now();
-      this.collect!({ type: 'major', execution: 'async' });
+      this.collect!({ type: 'major', execution: 'sync' });
     }, wait);
     this.timer.unref();
   }
