@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { measureFloods } from './floods.js';
 import { measureHost } from './host.js';
 import { runLatency, type LatencyOptions } from './latency.js';
@@ -130,6 +130,9 @@ function flagVariants(): NodeVariant[] {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  // The launchers run `env node`: the Node running this goes first on PATH, so every daemon
+  // measured runs on the Node the report names (`scripts/node-line.sh 26 node dist/bench/run.js`).
+  process.env.PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`;
   const started = Date.now();
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const m = machine();
