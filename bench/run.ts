@@ -267,6 +267,7 @@ async function main(): Promise<void> {
     if (o.only.has('podstart')) {
       const subjects: StartSubject[] = [bareNode, proxySubject('proxy', LAUNCHER, sock('go.sock')), proxySubject('go-proxy', goProxyBin, sock('go.sock'))];
       if (kataProxy) subjects.push(proxySubject('kata-proxy', o.kataProxy!, sock('go.sock')));
+      if (o.ab) subjects.push(proxySubject('proxy-b', join(o.ab, 'bin', 'kata-proxy'), sock('go.sock')));
       log(`\n# pod start: spawn to the first answered request through the listen socket (guest up), ${o.startRuns} interleaved runs; bare node = \`node -e 0\` to exit`);
       const entry = launcherEntry();
       results.podStart = await measurePodStart(subjects, sock, o.startRuns);
