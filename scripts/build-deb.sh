@@ -74,6 +74,13 @@ find "$modules" -name '*.node' -exec strip --strip-unneeded {} + -exec chmod 064
 mv "$lib/README.md" "$doc/README.md"
 mv "$lib/systemd/SECURITY.txt" "$doc/SECURITY.txt"
 
+# The commands run the Node the package depends on (and its add-ons were built for), not whatever
+# `node` comes first on the caller's PATH.
+sed -i "1s|^\(#!/usr/bin/env -S .*\) node |\1 $node |" "$lib/bin/kata-proxy"
+sed -i "s|\"\$handle\" node |\"\$handle\" $node |; s|UV_THREADPOOL_SIZE=1 node |UV_THREADPOOL_SIZE=1 $node |" "$lib/bin/kata-proxy-hosted"
+for launcher in kata-proxy kata-proxy-hosted; do
+  grep -q "$node " "$lib/bin/$launcher" || echo "build-deb: warning: bin/$launcher changed shape: it runs the node on PATH" >&2
+done
 ln -s ../lib/kata-proxy/bin/kata-proxy "$root/usr/bin/kata-proxy"
 ln -s ../lib/kata-proxy/bin/kata-proxy-hosted "$root/usr/bin/kata-proxy-hosted"
 for host in '' --host; do

@@ -81,6 +81,9 @@ describe.skipIf(why !== null)('the Debian package (npm run deb)', () => {
     const control = (await run('dpkg-deb', ['-f', deb, 'Depends', 'Architecture'])).stdout;
     expect(control).toMatch(/^Depends: nodejs \(>= (2[02468])\), nodejs \(<< \d+\)/m);
     expect(control).toMatch(/^Architecture: amd64$/m);
+    // The commands run that nodejs, not whatever `node` comes first on the caller's PATH.
+    const launcher = (await run('sh', ['-c', `dpkg-deb --fsys-tarfile '${deb}' | tar xO ./usr/lib/kata-proxy/bin/kata-proxy`])).stdout;
+    expect(launcher.split('\n')[0]).toMatch(/^#!\/usr\/bin\/env -S .*\/usr\/bin\/node /);
   });
 
   it('lintian reports no error', async () => {
