@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { measureFloods } from './floods.js';
 import { measureHost } from './host.js';
 import { measureNeighbours } from './neighbours.js';
@@ -131,6 +131,9 @@ function flagVariants(): NodeVariant[] {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  // The launchers run `env node`: the Node running this goes first on PATH, so every daemon
+  // measured runs on the Node the report names (`scripts/node-line.sh 26 node dist/bench/run.js`).
+  process.env.PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`;
   const started = Date.now();
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const m = machine();
@@ -265,6 +268,7 @@ async function main(): Promise<void> {
     if (o.only.has('podstart')) {
       const subjects: StartSubject[] = [bareNode, proxySubject('proxy', LAUNCHER, sock('go.sock')), proxySubject('go-proxy', goProxyBin, sock('go.sock'))];
       if (kataProxy) subjects.push(proxySubject('kata-proxy', o.kataProxy!, sock('go.sock')));
+      if (o.ab) subjects.push(proxySubject('proxy-b', join(o.ab, 'bin', 'kata-proxy'), sock('go.sock')));
       log(`\n# pod start: spawn to the first answered request through the listen socket (guest up), ${o.startRuns} interleaved runs; bare node = \`node -e 0\` to exit`);
       const entry = launcherEntry();
       results.podStart = await measurePodStart(subjects, sock, o.startRuns);

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { addonLoadFailure } from '../native-addon.js';
 import type { Sink, WriteResult } from './log-writer.js';
 
 /** syslog severities (RFC 5424) by pino level label. */
@@ -24,7 +25,7 @@ export function openSyslog(socketPath = '/dev/log'): SyslogSink | string {
   try {
     syslog = createRequire(import.meta.url)('modern-syslog') as ModernSyslog;
   } catch (err) {
-    return `the modern-syslog module is not available: ${(err as Error).message}`;
+    return addonLoadFailure('modern-syslog', err);
   }
   syslog.open('kata-proxy', syslog.option.LOG_PID | syslog.option.LOG_NDELAY, syslog.facility.LOG_USER);
   return new SyslogSink(syslog);

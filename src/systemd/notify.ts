@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { addonLoadFailure } from '../native-addon.js';
 
 const STATUS_INTERVAL_MS = 500;
 
@@ -80,7 +81,7 @@ function loadSdNotify(onUnavailable: (reason: string) => void): SdNotify | null 
   try {
     return createRequire(import.meta.url)('sd-notify') as SdNotify;
   } catch (err) {
-    onUnavailable(`NOTIFY_SOCKET is set but the sd-notify module is not available: ${(err as Error).message}`);
+    onUnavailable(`readiness notification is off: NOTIFY_SOCKET is set but ${addonLoadFailure('sd-notify', err)}`);
     return null;
   }
 }

@@ -100,6 +100,19 @@ describe.skipIf(!HAVE_SOCAT)('serial guest channel over a pty pair', () => {
     }
   });
 
+  it('a read resumes when the peer sends, with nothing else going on in the process', async () => {
+    // The poller's event resolves the waiting read's promise outside a callback scope: from
+    // Node 26 on nothing drains the microtask queue after it, so without the fix the read stays
+    // parked until some unrelated timer or I/O callback happens along.
+    const [left, right] = await channelPair();
+    for (let i = 0; i < 5; i++) {
+      const got = collect(left, 4);
+      await new Promise((r) => setTimeout(r, 50)); // the read is waiting for "readable"
+      right.write(Buffer.from([i, 1, 2, 3]));
+      expect(await step(`message ${i}`, got, 3_000)).toEqual(Buffer.from([i, 1, 2, 3]));
+    }
+  });
+
   it('the daemon carries concurrent checksummed streams through the tty to a yamux guest', async () => {
     const { daemon, listen, socat, guestSession } = await daemonOverTty();
     const results = await step(

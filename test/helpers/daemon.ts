@@ -68,7 +68,8 @@ export class Daemon {
   }
 }
 
-export function spawnDaemon(argv: string[], env: NodeJS.ProcessEnv = {}): Daemon {
-  const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** `bin` is another kata-proxy than this checkout's (an installed one). */
+export function spawnDaemon(argv: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): Daemon {
+  const proc = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   return new Daemon(proc);
 }
