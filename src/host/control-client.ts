@@ -3,6 +3,7 @@ import http from 'node:http';
 export interface ControlAnswer {
   status: number;
   body: unknown;
+  headers: http.IncomingHttpHeaders;
 }
 
 /**
@@ -33,7 +34,7 @@ export function controlRequest(socketPath: string, method: string, path: string,
           } catch {
             // not JSON: keep the text for the error message
           }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
+          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
         });
       },
     );

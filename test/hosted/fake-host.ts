@@ -1,8 +1,10 @@
 // A small real HTTP server on a Unix socket that speaks the host's side of the handle protocol
-// (PUT /pods/ID, GET /pods/ID/attach?pid=N), so the handles can be tested without the host.
+// (POST /pods?pid=N with the runtime's argv, read by the host's own reader; GET
+// /pods/ID/attach?pid=N), so the handles can be tested without the host.
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
+import { commandLineVerdict } from '../../src/cli/hosted-command.js';
 
 export interface Attach {
   id: string;
@@ -16,6 +18,9 @@ export interface Attach {
 }
 
 export class FakeHost {
+  /** The command lines the handles sent (POST /pods). */
+  readonly posts: { pid: number; argv: string[]; env: Record<string, string> }[] = [];
+  /** The pods registered: what the host would PUT. */
   readonly puts: { id: string; pid: number; body: Record<string, unknown> }[] = [];
   readonly attaches: Attach[] = [];
   /** Status to answer attaches with instead of 200 (404: pod unknown). */
@@ -57,18 +62,29 @@ export class FakeHost {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://host');
-    const put = /^\/pods\/([^/]+)$/.exec(url.pathname);
     const attach = /^\/pods\/([^/]+)\/attach$/.exec(url.pathname);
-    if (req.method === 'PUT' && put) {
+    if (req.method === 'POST' && url.pathname === '/pods') {
       let text = '';
       for await (const chunk of req) text += String(chunk);
-      const body = JSON.parse(text) as Record<string, unknown>;
-      this.puts.push({ id: decodeURIComponent(put[1]!), pid: Number(url.searchParams.get('pid')), body });
+      const { argv, env } = JSON.parse(text) as { argv: string[]; env: Record<string, string> };
+      const pid = Number(url.searchParams.get('pid'));
+      this.posts.push({ pid, argv, env });
+      const verdict = commandLineVerdict(argv, env);
+      if (verdict.kind === 'usage') {
+        res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: verdict.message.split('\n')[0], code: 'usage', usage: verdict.message }));
+        return;
+      }
+      if (verdict.kind === 'not-a-pod') {
+        res.writeHead(422, { 'Content-Type': 'application/json' }).end('{"error":"not a pod","code":"not-a-pod"}');
+        return;
+      }
+      const body = verdict.config as unknown as Record<string, unknown>;
+      this.puts.push({ id: verdict.id, pid, body });
       await new Promise((r) => setTimeout(r, this.putDelayMs));
       const listener = net.createServer((c) => c.destroy()).listen(String(body.listenSocket));
       await once(listener, 'listening');
       this.podListeners.push(listener);
-      res.writeHead(201, { 'Content-Type': 'application/json' }).end(JSON.stringify({ id: put[1], state: 'connecting', settings: body }));
+      res.writeHead(201, { 'Content-Type': 'application/json', Location: `/pods/${encodeURIComponent(verdict.id)}` }).end(JSON.stringify({ id: verdict.id, state: 'connecting', settings: body }));
     } else if (req.method === 'GET' && attach && this.attachStatus !== 200) {
       res.writeHead(this.attachStatus, { 'Content-Type': 'application/json' }).end('{"error":"no such pod","code":"not-found"}');
     } else if (req.method === 'GET' && attach) {
