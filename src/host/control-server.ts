@@ -1,4 +1,5 @@
-import http from 'node:http';
+import { createRequire } from 'node:module';
+import type http from 'node:http';
 import type { Logger } from 'pino';
 import { listenOnPath } from '../proxy/listener.js';
 import { parsePodId, podConfigFromJson, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
@@ -45,7 +46,10 @@ export async function serveControl(
   log: Logger,
   readCommandLine?: CommandLineReader,
 ): Promise<ControlServer> {
-  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
+  // Loaded here, not at module load: node:http (undici, tls and http2 with it on Node 22+) costs a
+  // per-pod daemon tens of ms of start-up, and only -control-socket needs it.
+  const { createServer } = createRequire(import.meta.url)('node:http') as typeof http;
+  const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
     route(registry, req, res, readCommandLine).catch((err: unknown) => {
       if (!(err instanceof HostError)) log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'control request failed');
       sendError(res, err);
