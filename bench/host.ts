@@ -52,7 +52,8 @@ export interface HostFigures {
   errors: string[];
 }
 
-class HostProcess {
+/** A `kata-proxy host` of its own, as systemd would run it. */
+export class HostProcess {
   readonly control: string;
   readonly child: Child;
 

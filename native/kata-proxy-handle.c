@@ -224,9 +224,32 @@ enum attach_result { LOST = -1, RETRY_LATER = -2 };
  * ended without an "ended" line (attached tells whether "attached" was seen), RETRY_LATER on 5xx.
  * With only_attach it returns as soon as "attached" is read.
  */
+/* The connection of the attach channel, shared by registration (which starts it) and re-attaches. */
+static struct conn c;
+
+/* The attach channel's lines, after its head: see attach_once. */
+static int attach_lines(int *attached, int only_attach)
+{
+	for (;;) {
+		size_t line = read_until(&c, "\n");
+		if (line == 0)
+			return LOST;
+		c.buf[line - 1] = '\0';
+		if (line >= 2 && c.buf[line - 2] == '\r')
+			c.buf[line - 2] = '\0';
+		int status;
+		if (strcmp(c.buf, "attached") == 0) {
+			*attached = 1;
+			if (only_attach)
+				return LOST;
+		} else if (sscanf(c.buf, "ended %d", &status) == 1)
+			return status >= 0 && status <= 255 ? status : EXIT_FAILURE_;
+		consume(&c, line); /* other lines are ignored (forward compatibility) */
+	}
+}
+
 static int attach_once(int fd, int *attached, int only_attach)
 {
-	static struct conn c;
 	char request[1024];
 	c.fd = fd;
 	c.len = 0;
@@ -250,36 +273,23 @@ static int attach_once(int fd, int *attached, int only_attach)
 		return EXIT_FAILURE_;
 	}
 	consume(&c, head);
-	for (;;) {
-		size_t line = read_until(&c, "\n");
-		if (line == 0)
-			return LOST;
-		c.buf[line - 1] = '\0';
-		if (line >= 2 && c.buf[line - 2] == '\r')
-			c.buf[line - 2] = '\0';
-		int status;
-		if (strcmp(c.buf, "attached") == 0) {
-			*attached = 1;
-			if (only_attach)
-				return LOST;
-		} else if (sscanf(c.buf, "ended %d", &status) == 1)
-			return status >= 0 && status <= 255 ? status : EXIT_FAILURE_;
-		consume(&c, line); /* other lines are ignored (forward compatibility) */
-	}
+	return attach_lines(attached, only_attach);
 }
 
-static int attach_loop(const char *socket_path)
+/* Holds the pod: `registered` is the registration's connection, already attached (or -1). */
+static int attach_loop(const char *socket_path, int registered)
 {
 	long backoff_ms = 50;
 	int outage_logged = 0;
 	for (;;) {
-		int fd = connect_control(socket_path);
+		int fd = registered >= 0 ? registered : connect_control(socket_path);
 		if (fd < 0) {
 			if (!outage_logged++)
 				say("cannot reach the host on %s (%s); retrying until it is back", socket_path, strerror(errno));
 		} else {
-			int attached;
-			int r = attach_once(fd, &attached, 0);
+			int attached = 0;
+			int r = registered >= 0 ? attach_lines(&attached, 0) : attach_once(fd, &attached, 0);
+			registered = -1;
 			close(fd);
 			if (r >= 0)
 				return r;
@@ -472,11 +482,12 @@ static void json_field(const char *json, const char *key, struct buf *out)
 enum registration { REG_ATTACH = -1, REG_NODE_STEP = -2 };
 
 /*
- * POST /pods?pid=PID with the command line. Returns REG_ATTACH (pod_path set), REG_NODE_STEP
- * (no host answers, or not a pod's command line: the Node step decides), or a status to exit
- * with (what to say was said).
+ * POST /pods?pid=PID&attach=1 with the command line. Returns REG_ATTACH (pod_path set, and
+ * *attach_fd the connection, which goes on as the pod's attach channel), REG_NODE_STEP (no host
+ * answers, or not a pod's command line: the Node step decides), or a status to exit with (what
+ * to say was said).
  */
-static int register_with_host(const char *socket_path, int argc, char **argv, char *pod_path_out, size_t pod_path_cap)
+static int register_with_host(const char *socket_path, int argc, char **argv, char *pod_path_out, size_t pod_path_cap, int *attach_fd)
 {
 	struct sockaddr_un addr;
 	if (strlen(socket_path) >= sizeof addr.sun_path)
@@ -487,19 +498,55 @@ static int register_with_host(const char *socket_path, int argc, char **argv, ch
 	struct timeval timeout = { HOST_ANSWER_TIMEOUT_S, 0 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 
-	struct buf body = { 0 }, request = { 0 }, answer = { 0 };
+	struct buf body = { 0 }, request = { 0 };
 	command_line_json(&body, argc, argv);
-	char head[256];
-	int n = snprintf(head, sizeof head,
-			 "POST /pods?pid=%d HTTP/1.1\r\nHost: kata-proxy\r\nContent-Type: application/json\r\n"
+	char head_line[256];
+	int n = snprintf(head_line, sizeof head_line,
+			 "POST /pods?pid=%d&attach=1 HTTP/1.1\r\nHost: kata-proxy\r\nContent-Type: application/json\r\n"
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
 			 (int)getpid(), body.len);
-	put(&request, head, (size_t)n);
+	put(&request, head_line, (size_t)n);
 	put(&request, body.p, body.len);
 	int sent = send_all(fd, request.p, request.len);
+	int send_errno = errno;
+	free(body.p);
+	free(request.p);
+	c.fd = fd;
+	c.len = 0;
+	size_t head = sent == 0 ? read_until(&c, "\r\n\r\n") : 0;
+	int code = 0;
+	if (head == 0 || sscanf(c.buf, "HTTP/1.%*d %d", &code) != 1) {
+		say("cannot register the pod with the kata-proxy host on %s: %s", socket_path,
+		    sent != 0 ? strerror(send_errno) : errno == EAGAIN ? "no answer within 15 s" : "the host closed the connection before answering");
+		close(fd);
+		return EXIT_FAILURE_;
+	}
+	if (code == 200 || code == 201) {
+		c.buf[head - 2] = '\0';
+		for (char *line = strstr(c.buf, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+			if (strncasecmp(line + 2, "Location: /pods/", 16) != 0)
+				continue;
+			char *value = line + 12, *stop = strstr(value, "\r\n");
+			size_t len = stop ? (size_t)(stop - value) : strlen(value);
+			if (len >= pod_path_cap)
+				break;
+			memcpy(pod_path_out, value, len);
+			pod_path_out[len] = '\0';
+			consume(&c, head);
+			struct timeval none = { 0, 0 }; /* attached: wait for "ended" as long as the pod lives */
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+			*attach_fd = fd;
+			return REG_ATTACH;
+		}
+		say("the kata-proxy host answered the registration without the pod's path");
+		close(fd);
+		return EXIT_FAILURE_;
+	}
+	/* A refusal: a JSON body, then the host closes the connection. */
+	struct buf answer = { 0 }, field = { 0 };
+	put(&answer, c.buf + head, c.len - head);
 	char chunk[4096];
-	ssize_t got = 0;
-	while (sent == 0 && answer.len < MAX_ANSWER) {
+	for (ssize_t got; answer.len < MAX_ANSWER;) {
 		got = read(fd, chunk, sizeof chunk);
 		if (got < 0 && errno == EINTR)
 			continue; /* a stop signal: remembered, acted on once the answer is in */
@@ -507,53 +554,21 @@ static int register_with_host(const char *socket_path, int argc, char **argv, ch
 			break;
 		put(&answer, chunk, (size_t)got);
 	}
-	int read_errno = errno;
 	close(fd);
-	free(body.p);
-	free(request.p);
-
-	int code = 0;
-	char *end = answer.p ? strstr(answer.p, "\r\n\r\n") : NULL;
-	if (sent != 0 || !end || sscanf(answer.p, "HTTP/1.%*d %d", &code) != 1) {
-		say("cannot register the pod with the kata-proxy host on %s: %s", socket_path,
-		    sent != 0 ? strerror(errno) : got < 0 ? strerror(read_errno) : "the host closed the connection before answering");
-		free(answer.p);
-		return EXIT_FAILURE_;
-	}
-	*end = '\0';
-	const char *json = end + 4;
-	struct buf field = { 0 };
 	int result = EXIT_FAILURE_;
-	if (code == 200 || code == 201) {
-		for (char *line = strstr(answer.p, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
-			if (strncasecmp(line + 2, "Location: /pods/", 16) != 0)
-				continue;
-			char *value = line + 12, *stop = strstr(value, "\r\n");
-			size_t len = stop ? (size_t)(stop - value) : strlen(value);
-			if (len < pod_path_cap) {
-				memcpy(pod_path_out, value, len);
-				pod_path_out[len] = '\0';
-				result = REG_ATTACH;
-			}
-			break;
-		}
-		if (result != REG_ATTACH)
-			say("the kata-proxy host answered the registration without the pod's path");
+	json_field(answer.p, "code", &field);
+	if (code == 422 && strcmp(field.p, "not-a-pod") == 0) {
+		result = REG_NODE_STEP;
+	} else if (code == 400 && strcmp(field.p, "usage") == 0) {
+		field.len = 0;
+		json_field(answer.p, "usage", &field);
+		send_all_fd(2, field.p, field.len);
+		result = EXIT_USAGE;
 	} else {
-		json_field(json, "code", &field);
-		if (code == 422 && strcmp(field.p, "not-a-pod") == 0) {
-			result = REG_NODE_STEP;
-		} else if (code == 400 && strcmp(field.p, "usage") == 0) {
-			field.len = 0;
-			json_field(json, "usage", &field);
-			send_all_fd(2, field.p, field.len);
-			result = EXIT_USAGE;
-		} else {
-			struct buf error = { 0 };
-			json_field(json, "error", &error);
-			say("the kata-proxy host refused the pod: HTTP %d %s (%s)", code, error.p, field.p);
-			free(error.p);
-		}
+		struct buf error = { 0 };
+		json_field(answer.p, "error", &error);
+		say("the kata-proxy host refused the pod: HTTP %d %s (%s)", code, error.p, field.p);
+		free(error.p);
 	}
 	free(field.p);
 	free(answer.p);
@@ -590,9 +605,10 @@ int main(int argc, char **argv)
 	int nf = 0;
 	size_t len = 0;
 	int status = REG_NODE_STEP;
+	int registered = -1;
 	const char *socket_path = control_socket_of(argc - 3, argv + 3);
 	if (socket_path)
-		status = register_with_host(socket_path, argc - 3, argv + 3, registered_path, sizeof registered_path);
+		status = register_with_host(socket_path, argc - 3, argv + 3, registered_path, sizeof registered_path, &registered);
 	if (status == REG_ATTACH) {
 		fields[nf++] = "attach";
 		fields[nf++] = (char *)socket_path;
@@ -614,7 +630,9 @@ int main(int argc, char **argv)
 	if (attach)
 		pod_path = fields[2];
 	if (stop_signal) {
-		if (attach)
+		if (registered >= 0)
+			close(registered); /* the host sees its handle go, and stops the pod */
+		else if (attach)
 			stop_registered(fields[1]);
 		die_by(stop_signal);
 	}
@@ -627,5 +645,5 @@ int main(int argc, char **argv)
 	}
 	if (!attach)
 		return status == 0 && len > 0 ? EXIT_FAILURE_ : status;
-	return attach_loop(fields[1]);
+	return attach_loop(fields[1], registered);
 }

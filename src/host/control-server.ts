@@ -113,9 +113,9 @@ async function route(registry: PodRegistry, req: http.IncomingMessage, res: http
 
 /**
  * `POST /pods?pid=N` with `{"argv": [...], "env": {...}}`: the pod of that command line, created
- * as `PUT /pods/ID?pid=N` would (201 or 200, `Location: /pods/ID`); a usage error is a 400 with
- * code "usage" and the daemon's message in `usage`; help, version or a subcommand a 422
- * "not-a-pod".
+ * as `PUT /pods/ID?pid=N` would (201 or 200, `Location: /pods/ID`; with `&attach=1` the answer
+ * goes on as `GET /pods/ID/attach?pid=N` does); a usage error is a 400 with code "usage" and the
+ * daemon's message in `usage`; help, version or a subcommand a 422 "not-a-pod".
  */
 async function registerCommandLine(registry: PodRegistry, read: CommandLineReader, url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const { argv, env } = commandLineOf(await readBody(req));
@@ -123,8 +123,13 @@ async function registerCommandLine(registry: PodRegistry, read: CommandLineReade
   const verdict = read(argv, env);
   if (verdict.kind === 'usage') throw new HostError(400, 'usage', verdict.message.split('\n')[0]!, undefined, { usage: verdict.message });
   if (verdict.kind === 'not-a-pod') throw new HostError(422, 'not-a-pod', 'not a per-pod command line (help, version or a subcommand): run it locally');
+  const attachToo = url.searchParams.get('attach');
+  if (attachToo !== null && attachToo !== '1') throw new HostError(400, 'bad-query', 'attach must be "1"');
   const { status, pod } = await writable(registry.put).call(registry, verdict.id, verdict.config, { handlePid });
-  res.setHeader('Location', `/pods/${encodeURIComponent(verdict.id)}`);
+  const location = `/pods/${encodeURIComponent(verdict.id)}`;
+  // With attach=1 this connection goes on as the pod's attach channel: one round trip per pod start.
+  if (attachToo) return attachOn(registry, verdict.id, handlePid, res, status, { Location: location });
+  res.setHeader('Location', location);
   return sendJson(res, status, pod);
 }
 
@@ -153,8 +158,12 @@ function pidOf(url: URL): number {
   return pid;
 }
 
-async function attach(registry: PodRegistry, id: string, url: URL, res: http.ServerResponse): Promise<void> {
-  const pid = pidOf(url);
+function attach(registry: PodRegistry, id: string, url: URL, res: http.ServerResponse): Promise<void> {
+  return attachOn(registry, id, pidOf(url), res, 200, {});
+}
+
+/** The attach channel on `res`: a head with `status` once the host accepts it, then lines. */
+async function attachOn(registry: PodRegistry, id: string, pid: number, res: http.ServerResponse, status: number, headers: Record<string, string>): Promise<void> {
   let headed = false;
   let closedByUs = false;
   const link: AttachLink = {
@@ -163,7 +172,7 @@ async function attach(registry: PodRegistry, id: string, url: URL, res: http.Ser
         // No length and no chunked encoding: the body is a stream of lines until the connection closes.
         res.sendDate = false;
         res.useChunkedEncodingByDefault = false;
-        res.writeHead(200, { 'Content-Type': 'text/plain', Connection: 'close' });
+        res.writeHead(status, { ...headers, 'Content-Type': 'text/plain', Connection: 'close' });
         headed = true;
       }
       res.write(line);

@@ -84,24 +84,33 @@ export class FakeHost {
       const listener = net.createServer((c) => c.destroy()).listen(String(body.listenSocket));
       await once(listener, 'listening');
       this.podListeners.push(listener);
-      res.writeHead(201, { 'Content-Type': 'application/json', Location: `/pods/${encodeURIComponent(verdict.id)}` }).end(JSON.stringify({ id: verdict.id, state: 'connecting', settings: body }));
+      const location = `/pods/${encodeURIComponent(verdict.id)}`;
+      if (url.searchParams.get('attach') === '1') this.openAttach(verdict.id, pid, req, res, 201, { Location: location });
+      else res.writeHead(201, { 'Content-Type': 'application/json', Location: location }).end(JSON.stringify({ id: verdict.id, state: 'connecting', settings: body }));
     } else if (req.method === 'GET' && attach && this.attachStatus !== 200) {
       res.writeHead(this.attachStatus, { 'Content-Type': 'application/json' }).end('{"error":"no such pod","code":"not-found"}');
     } else if (req.method === 'GET' && attach) {
-      res.useChunkedEncodingByDefault = false;
-      res.writeHead(200, { 'Content-Type': 'text/plain', Connection: 'close' });
-      res.write('attached\n');
-      const a: Attach = {
-        id: decodeURIComponent(attach[1]!),
-        pid: Number(url.searchParams.get('pid')),
-        closed: new Promise((r) => req.socket.once('close', () => r(Date.now()))),
-        end: (status, reason) => res.end(`ended ${status} ${reason}\n`),
-        drop: () => req.socket.destroy(),
-      };
-      this.attaches.push(a);
-      for (const w of [...this.waiters]) w(a);
+      this.openAttach(decodeURIComponent(attach[1]!), Number(url.searchParams.get('pid')), req, res, 200, {});
     } else {
       res.writeHead(404).end('{"error":"not found","code":"not-found"}');
     }
+  }
+
+  /** The attach channel (GET /pods/ID/attach, or the rest of a POST /pods?attach=1). */
+  private openAttach(id: string, pid: number, req: http.IncomingMessage, res: http.ServerResponse, status: number, headers: Record<string, string>): void {
+    res.useChunkedEncodingByDefault = false;
+    res.writeHead(status, { ...headers, 'Content-Type': 'text/plain', Connection: 'close' });
+    const a: Attach = {
+      id,
+      pid,
+      closed: new Promise((r) => req.socket.once('close', () => r(Date.now()))),
+      end: (code, reason) => res.end(`ended ${code} ${reason}\n`),
+      drop: () => req.socket.destroy(),
+    };
+    // Announced once "attached" is on its way: a test that drops the connection then drops an attached handle.
+    res.write('attached\n', () => {
+      this.attaches.push(a);
+      for (const w of [...this.waiters]) w(a);
+    });
   }
 }
