@@ -21,6 +21,7 @@ import { measureFloods } from './floods.js';
 import { HostProcess, measureHost } from './host.js';
 import { HOSTED_LAUNCHER } from './hosted-fleet.js';
 import { measureBurst } from './pod-burst.js';
+import { packageFor } from './node-line.js';
 import { runLatency, type LatencyOptions } from './latency.js';
 import { measureDensity, measureFlags } from './memory.js';
 import { measurePods } from './pods.js';
@@ -292,8 +293,9 @@ async function main(): Promise<void> {
       if (kataProxy) subjects.push(proxySubject('kata-proxy', o.kataProxy!, sock('go.sock')));
       for (const node of o.nodes) {
         const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
-        // The launcher runs the node first on PATH: this one (the snapshot is for the node that built it).
-        subjects.push(bareNodeOf(`node@${version}`, node), proxySubject(`proxy@${version}`, LAUNCHER, sock('go.sock'), { PATH: `${dirname(node)}:${process.env.PATH}` }));
+        // The package as that node builds it (its own snapshot), run with that node first on PATH.
+        const launcher = packageFor(node, sock(`node-${version}`));
+        subjects.push(bareNodeOf(`node@${version}`, node), proxySubject(`proxy@${version}`, launcher, sock('go.sock'), { PATH: `${dirname(node)}:${process.env.PATH}` }));
       }
       log(`\n# pod start: spawn to the first answered request through the listen socket (guest up), ${o.startRuns} interleaved runs; bare node = \`node -e 0\` to exit`);
       const entry = launcherEntry();

@@ -87,7 +87,8 @@ describe('the daemon start path', () => {
     // The package's code (symlinked), its own launcher and snapshot blob, and a stamp written here.
     const pkg = createTempDir('kpspp');
     const node = realpathSync(process.execPath);
-    const stamp = (identity: string) => writeFileSync(join(pkg.path, 'dist', 'snapshot', 'kata-proxy.node'), `${node}\n${identity}\n${pkg.path}\n`);
+    const flags = () => readFileSync(join(SNAPSHOT, 'kata-proxy.node'), 'utf8').split('\n')[3];
+    const stamp = (identity: string, root = pkg.path) => writeFileSync(join(pkg.path, 'dist', 'snapshot', 'kata-proxy.node'), `${node}\n${identity}\n${root}\n${flags()}\n`);
     const s = statSync(node);
     const identity = `${s.dev}:${s.ino}:${s.size}:${Math.floor(s.mtimeMs / 1000)}:${Math.floor(s.ctimeMs / 1000)}`;
     const launcher = join(pkg.path, 'bin', 'kata-proxy');
@@ -121,7 +122,7 @@ describe('the daemon start path', () => {
     });
 
     it('a package moved since the snapshot was built: the bundle serves', async () => {
-      writeFileSync(join(pkg.path, 'dist', 'snapshot', 'kata-proxy.node'), `${node}\n${identity}\n${REPO_ROOT}\n`);
+      stamp(identity, REPO_ROOT);
       expect((await startOnce([launcher])).cmdline).not.toContain('--snapshot-blob');
     });
   });
