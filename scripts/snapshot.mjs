@@ -58,7 +58,9 @@ const code = bundled.output[0].code;
 writeFileSync(
   entry,
   `'use strict';\nconst kataProxy = {};\n(function (exports) {\n${code}\n})(kataProxy);\n` +
-    // The runtime's argv follows "--" (so node takes none of it for its own): process.argv[1] on.
+    // The command-line program is built into the snapshot. The runtime's argv follows "--" (so
+    // node takes none of it for its own): process.argv[1] on.
+    `kataProxy.prepareCommandLine();\n` +
     `require('node:v8').startupSnapshot.setDeserializeMainFunction(() => kataProxy.main(process.argv.slice(1)));\n`,
 );
 const node = realpathSync(process.execPath);

@@ -79,6 +79,11 @@ function program(): Command {
   return built;
 }
 
+/** Builds the program ahead of the first parse (scripts/snapshot.mjs: it is then part of the snapshot). */
+export function prepareCommandLine(): void {
+  program();
+}
+
 /** Parses argv (without node and script) into what to do; never exits the process. */
 export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   const p = program();
