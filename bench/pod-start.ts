@@ -127,13 +127,13 @@ export async function measurePodStart(subjects: StartSubject[], sock: (name: str
 }
 
 /** A proxy started as the runtime starts it (its argv, no stdio), against the guest socket `mux`. */
-export function proxySubject(key: string, bin: string, mux: string, env: NodeJS.ProcessEnv = {}, extra: Partial<StartSubject> = {}): StartSubject {
+export function proxySubject(key: string, bin: string, mux: string, env: NodeJS.ProcessEnv = {}, extra: Partial<StartSubject> = {}, binArgs: string[] = []): StartSubject {
   let n = 0;
   return {
     key,
     kind: 'proxy',
     spawn: (listen) =>
-      spawn(bin, runtimeArgv({ listen, mux, sandbox: `start-${key}-${++n}` }), {
+      spawn(bin, [...binArgs, ...runtimeArgv({ listen, mux, sandbox: `start-${key}-${++n}` })], {
         stdio: ['ignore', 'ignore', 'pipe'],
         env: { ...daemonEnv(), ...env },
         cwd: REPO_ROOT,

@@ -209,7 +209,13 @@ export function podStartTable(results: Results): string {
     ];
   };
   const label = (k: string) =>
-    isBare(k) ? `bare \`node -e 0\`${k === 'node' ? '' : ` (${k.slice(5)})`}` : k === 'hosted' ? 'per-pod handle → host (bin/kata-proxy-hosted)' : (results.paths[k] ?? k);
+    isBare(k)
+      ? `bare \`node -e 0\`${k === 'node' ? '' : ` (${k.slice(5)})`}`
+      : k === 'hosted'
+        ? 'per-pod handle → host (bin/kata-proxy-hosted)'
+        : k === 'proxy-bundle'
+          ? 'proxy → Go, from the bundle (no snapshot)'
+          : (results.paths[k] ?? k);
   return table(
     ['', 'wall ms', '÷ bare node', '÷ Go proxy', 'CPU ms', '÷ bare node', '÷ Go proxy', 'of the CPU: host'],
     Object.keys(ps.ms).map((k) => [

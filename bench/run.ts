@@ -279,17 +279,22 @@ async function main(): Promise<void> {
       mkdirSync(podHostDir);
       const podHost = await HostProcess.start(podHostDir);
       children.push(podHost.child);
+      // The previous pod gone, and the host done with it (its state file written), before the next start.
       const noPods = async () => {
         for (let i = 0; i < 2500; i++) {
           const r = await controlRequest(podHost.control, 'GET', '/pods', undefined, 2000);
-          if ((r.body as { pods: unknown[] }).pods.length === 0) return;
+          if ((r.body as { pods: unknown[] }).pods.length === 0) break;
           await new Promise((res) => setTimeout(res, 2));
         }
+        await new Promise((res) => setTimeout(res, 50));
       };
       const hosted = proxySubject('hosted', HOSTED_LAUNCHER, sock('go.sock'), { KATA_PROXY_CONTROL_SOCKET: podHost.control }, { companionPid: podHost.pid, settle: noPods });
       const goSubject = proxySubject('go-proxy', goProxyBin, sock('go.sock'));
       const ours = proxySubject('proxy', LAUNCHER, sock('go.sock'));
-      const subjects: StartSubject[] = [bareNode, ours, goSubject, hosted];
+      // The same daemon from the bundle (the launcher's JavaScript, as without a matching snapshot).
+      const l = launcherVariant();
+      const fromBundle = proxySubject('proxy-bundle', process.execPath, sock('go.sock'), l.env, {}, [...l.nodeFlags, LAUNCHER]);
+      const subjects: StartSubject[] = [bareNode, ours, fromBundle, goSubject, hosted];
       if (kataProxy) subjects.push(proxySubject('kata-proxy', o.kataProxy!, sock('go.sock')));
       for (const node of o.nodes) {
         const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();

@@ -125,6 +125,21 @@ describe('registration with a real host', () => {
     });
   });
 
+  it('POST /pods refuses what is not a command line, and changes nothing', async () => {
+    const post = (query: string, body: unknown) => controlRequest(control, 'POST', `/pods${query}`, body, 2000);
+    const refusals = [
+      [await post('?pid=1', { argv: 'no' }), 400, 'bad-command-line'],
+      [await post('?pid=1', { argv: [], env: { A: 1 } }), 400, 'bad-command-line'],
+      [await post('?pid=1', { argv: [], other: true }), 400, 'unknown-field'],
+      [await post('', { argv: [] }), 400, 'bad-pid'],
+      [await post(`?pid=${process.pid}&attach=2`, { argv: runtimeArgv({ listen: dir.socket('q'), mux: dir.socket('kata'), sandbox: 'q' }) }), 400, 'bad-query'],
+      [await post(`?pid=${process.pid}`, { argv: ['-version'] }), 422, 'not-a-pod'],
+    ] as const;
+    for (const [answer, status, code] of refusals) expect(answer).toMatchObject({ status, body: { code } });
+    const pods = (await controlRequest(control, 'GET', '/pods', undefined, 2000)).body as { pods: { id: string }[] };
+    expect(pods.pods.map((p) => p.id)).not.toContain('q');
+  });
+
   it('the native handle takes -control-socket from its argv in every Go form', async () => {
     const native = HANDLE_KINDS.find((k) => k.name === 'native handle')!;
     if (!native.available) return;
