@@ -197,6 +197,13 @@ export function cpuPerGiBTable(results: Results): string {
 const bareOf = (k: string) => (k.includes('@') ? `node@${k.slice(k.indexOf('@') + 1)}` : 'node');
 const isBare = (k: string) => k === 'node' || k.startsWith('node@');
 
+/** Pod-start subjects that are not throughput paths. */
+const START_LABELS: Record<string, string> = {
+  hosted: 'per-pod handle → host (bin/kata-proxy-hosted)',
+  'hosted-direct': 'per-pod handle → host (dist/native/kata-proxy-handle, no shell)',
+  'proxy-bundle': 'proxy → Go, from the bundle (no snapshot)',
+};
+
 export function podStartTable(results: Results): string {
   const ps = results.podStart!;
   const cells = (by: Record<string, Summary>, k: string) => {
@@ -208,14 +215,7 @@ export function podStartTable(results: Results): string {
       isBare(k) || k === GO_PROXY ? '' : x(ratio(s.median, by[GO_PROXY]?.median)),
     ];
   };
-  const label = (k: string) =>
-    isBare(k)
-      ? `bare \`node -e 0\`${k === 'node' ? '' : ` (${k.slice(5)})`}`
-      : k === 'hosted'
-        ? 'per-pod handle → host (bin/kata-proxy-hosted)'
-        : k === 'proxy-bundle'
-          ? 'proxy → Go, from the bundle (no snapshot)'
-          : (results.paths[k] ?? k);
+  const label = (k: string) => (isBare(k) ? `bare \`node -e 0\`${k === 'node' ? '' : ` (${k.slice(5)})`}` : (START_LABELS[k] ?? results.paths[k] ?? k));
   return table(
     ['', 'wall ms', '÷ bare node', '÷ Go proxy', 'CPU ms', '÷ bare node', '÷ Go proxy', 'of the CPU: host'],
     Object.keys(ps.ms).map((k) => [
@@ -232,7 +232,7 @@ export function podBurstTable(results: Results): string {
   return table(
     [`${b.pods} pods started at once`, 'all answered after, ms', '÷ Go proxy', 'CPU ms, all', '÷ Go proxy'],
     Object.keys(b.allAnsweredMs).map((k) => [
-      k === 'hosted' ? 'per-pod handles → host' : (results.paths[k] ?? k),
+      k === 'hosted' ? 'per-pod handles → host' : (START_LABELS[k] ?? results.paths[k] ?? k),
       `${num(b.allAnsweredMs[k]!.median)}${spread(b.allAnsweredMs[k]!)}`,
       k === GO_PROXY ? '' : x(ratio(b.allAnsweredMs[k]!.median, b.allAnsweredMs[GO_PROXY]?.median)),
       `${num(b.cpuMs[k]!.median)}${spread(b.cpuMs[k]!)}`,

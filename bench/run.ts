@@ -294,7 +294,12 @@ async function main(): Promise<void> {
       // The same daemon from the bundle (the launcher's JavaScript, as without a matching snapshot).
       const l = launcherVariant();
       const fromBundle = proxySubject('proxy-bundle', process.execPath, sock('go.sock'), l.env, {}, [...l.nodeFlags, LAUNCHER]);
+      // The handle started directly, as a runtime pointed at dist/native/kata-proxy-handle does (no shell).
+      const handleBin = join(REPO_ROOT, 'dist', 'native', 'kata-proxy-handle');
       const subjects: StartSubject[] = [bareNode, ours, fromBundle, goSubject, hosted];
+      if (existsSync(handleBin)) {
+        subjects.push(proxySubject('hosted-direct', handleBin, sock('go.sock'), { KATA_PROXY_CONTROL_SOCKET: podHost.control }, { companionPid: podHost.pid, settle: noPods }));
+      }
       if (kataProxy) subjects.push(proxySubject('kata-proxy', o.kataProxy!, sock('go.sock')));
       for (const node of o.nodes) {
         const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();

@@ -3,7 +3,8 @@
  * and stops with SIGTERM, when the pods are served by `kata-proxy host` (README "Kata runtime
  * with host mode"). bin/kata-proxy-hosted execs it, so it keeps the pid the runtime spawned.
  *
- * Usage: kata-proxy-handle NODE REGISTER-STEP [ARG...]     (ARG...: the runtime's argv)
+ * Usage: kata-proxy-handle [ARG...]     (ARG...: the runtime's argv; bin/kata-proxy-hosted execs
+ * it, or the runtime's [proxy.kata] path names it directly, which saves starting a shell)
  *
  * 1. Registers the pod: `POST /pods?pid=PID` on the control socket with {"argv": ARG...,
  *    "env": the KATA_PROXY_* variables kata-proxy-hosted reads}. The host reads the command line
@@ -11,8 +12,9 @@
  *    -control-socket flag, by the rule of src/cli/hosted-args.ts) and answers 201/200 with
  *    `Location: /pods/ID`, or 400 "usage" with the daemon's message (printed; status 2).
  *    When no host answers, or the command line is not a pod's (help, version, a subcommand:
- *    422 "not-a-pod"), the Node registration step decides instead, as `NODE REGISTER-STEP
- *    ARG...` with fd 3 on a pipe, where it writes NUL-terminated fields:
+ *    422 "not-a-pod"), the Node registration step decides instead, as `node
+ *    PACKAGE/dist/src/hosted/register-step.js ARG...` with fd 3 on a pipe (PACKAGE: where this
+ *    program is, PACKAGE/dist/native/kata-proxy-handle), where it writes NUL-terminated fields:
  *      attach CONTROL-SOCKET POD-PATH   the pod is registered; POD-PATH is /pods/ID, URL-encoded
  *      exec PROGRAM ARG...              no host mode for this invocation: become PROGRAM
  *    or nothing (help, version, usage or registration error): exit with the step's status.
@@ -575,6 +577,32 @@ static int register_with_host(const char *socket_path, int argc, char **argv, ch
 	return result;
 }
 
+/* `node PACKAGE/dist/src/hosted/register-step.js ARG...`, the package found from this binary's
+ * own path (PACKAGE/dist/native/kata-proxy-handle), and node from PATH. */
+static int run_node_step(int argc, char **argv, char *out, size_t cap, size_t *len)
+{
+	static const char self_path[] = "/dist/native/kata-proxy-handle";
+	static char script[4096];
+	ssize_t n = readlink("/proc/self/exe", script, sizeof script - 64);
+	size_t tail = sizeof self_path - 1;
+	if (n <= (ssize_t)tail || memcmp(script + n - tail, self_path, tail) != 0) {
+		say("cannot find the kata-proxy package from this program's path (expected .../dist/native/kata-proxy-handle)");
+		return EXIT_FAILURE_;
+	}
+	strcpy(script + n - tail, "/dist/src/hosted/register-step.js");
+	char **step = calloc((size_t)argc + 3, sizeof *step);
+	if (!step) {
+		say("out of memory");
+		return EXIT_FAILURE_;
+	}
+	step[0] = "node";
+	step[1] = script;
+	memcpy(step + 2, argv, (size_t)argc * sizeof *step);
+	int status = run_step(step, out, cap, len);
+	free(step);
+	return status;
+}
+
 static sigset_t stop_signals;
 
 static void die_by(int sig)
@@ -587,10 +615,6 @@ static void die_by(int sig)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		dprintf(2, "usage: kata-proxy-handle NODE REGISTER-STEP [ARG...] (started by bin/kata-proxy-hosted)\n");
-		return EXIT_USAGE;
-	}
 	use_syslog = stderr_is_dev_null();
 	if (use_syslog)
 		openlog("kata-proxy", LOG_PID, LOG_USER);
@@ -606,15 +630,15 @@ int main(int argc, char **argv)
 	size_t len = 0;
 	int status = REG_NODE_STEP;
 	int registered = -1;
-	const char *socket_path = control_socket_of(argc - 3, argv + 3);
+	const char *socket_path = control_socket_of(argc - 1, argv + 1);
 	if (socket_path)
-		status = register_with_host(socket_path, argc - 3, argv + 3, registered_path, sizeof registered_path, &registered);
+		status = register_with_host(socket_path, argc - 1, argv + 1, registered_path, sizeof registered_path, &registered);
 	if (status == REG_ATTACH) {
 		fields[nf++] = "attach";
 		fields[nf++] = (char *)socket_path;
 		fields[nf++] = registered_path;
 	} else if (status == REG_NODE_STEP) {
-		status = run_step(argv + 1, out, sizeof out, &len);
+		status = run_node_step(argc - 1, argv + 1, out, sizeof out, &len);
 		nf = split_fields(out, len, fields, 255);
 	}
 	fields[nf] = NULL;

@@ -12,7 +12,7 @@ import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv, spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { createTempDir } from '../helpers/tmp.js';
-import { HANDLE_KINDS, HOSTED_BIN, spawnHandle } from './handles.js';
+import { HANDLE_KINDS, HOSTED_BIN, NATIVE_HANDLE, spawnHandle } from './handles.js';
 
 const run = (cmd: string, argv: string[], env: NodeJS.ProcessEnv) =>
   promisify(execFile)(cmd, argv, { env }).then(
@@ -138,6 +138,26 @@ describe('registration with a real host', () => {
     for (const [answer, status, code] of refusals) expect(answer).toMatchObject({ status, body: { code } });
     const pods = (await controlRequest(control, 'GET', '/pods', undefined, 2000)).body as { pods: { id: string }[] };
     expect(pods.pods.map((p) => p.id)).not.toContain('q');
+  });
+
+  it('the native handle started directly (the runtime pointed at dist/native/kata-proxy-handle): same registration, same Node step', async () => {
+    const native = HANDLE_KINDS.find((k) => k.name === 'native handle')!;
+    if (!native.available) return;
+    const direct = { ...native, command: (argv: string[]): [string, string[]] => [NATIVE_HANDLE, argv] };
+    const paths = { listen: dir.socket('direct'), mux: dir.socket('kata'), sandbox: 'direct' };
+    const handle = spawnHandle(direct, runtimeArgv(paths), { PATH: '/nonexistent', KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
+    try {
+      while (!existsSync(paths.listen)) {
+        if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
+        await sleep(5);
+      }
+      expect(await echoChecked(paths.listen, 10_000)).toBe(true);
+    } finally {
+      handle.proc.kill('SIGTERM');
+      await handle.exited;
+    }
+    // -version is the Node step's, found beside the handle.
+    expect(await run(NATIVE_HANDLE, ['-version'], env)).toEqual(await run(BIN, ['-version'], process.env));
   });
 
   it('the native handle takes -control-socket from its argv in every Go form', async () => {
