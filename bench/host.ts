@@ -8,15 +8,15 @@
 // - restart: SIGKILL, then the time from the host's spawn until every one of 100 pods answers;
 // - pod start: `kata-proxy pod add` (and a bare PUT) to the first answer through the new listen
 //   socket, beside the per-pod daemon's spawn to first answer (bench/pod-start.ts).
-// Pods of the fairness, throughput and pod start parts use the hashicorp/yamux Go peer.
+// Every pod's guest is the hashicorp/yamux Go peer (no Node process to share the host's pages).
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { controlRequest } from '../src/host/control-client.js';
-import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startDaemon, startNodeChild, type DaemonPaths } from './peers.js';
+import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startDaemon, type DaemonPaths } from './peers.js';
 import { measurePodStart, proxySubject } from './pod-start.js';
-import { sampleMemory, settledSample, sleep, type MemSample } from './proc.js';
+import { groupPss, settledSample, sleep, type MemSample } from './proc.js';
 import type { HoldResult, LatencyResult, Target, ThroughputResult } from './protocol.js';
 import { table, type Figure, type TargetResult } from './report.js';
 import { percentiles, ratio, summarize, type Summary } from './stats.js';
@@ -41,7 +41,7 @@ export interface HostFigures {
   memory: { pods: number; sample: MemSample }[];
   /** Growth per pod between the last two steps, bytes. */
   perPod: { uss: number; pss: number };
-  /** The same pods as per-pod daemons, PSS summed over the processes; and the host's PSS for as many pods. */
+  /** The same pods as per-pod daemons and in one host: PSS with the node binary counted once, whole (proc.ts groupPss). */
   fleet: { pods: number; daemonsPss: number; hostPss: number };
   fairness: Record<'host' | 'daemons', { aloneP99Us: Summary; busyP99Us: Summary; ratio: number }>;
   /** 8 pods uploading at once, MiB/s in all. */
@@ -52,7 +52,8 @@ export interface HostFigures {
   errors: string[];
 }
 
-class HostProcess {
+/** A `kata-proxy host` of its own, as systemd would run it. */
+export class HostProcess {
   readonly control: string;
   readonly child: Child;
 
@@ -112,7 +113,6 @@ class HostProcess {
 }
 
 const socketTarget = (path: string): Target => ({ kind: 'socket', path });
-const pssOf = (pids: number[]) => pids.reduce((sum, pid) => sum + (sampleMemory(pid)?.pss ?? 0), 0);
 
 function podPaths(dir: string, prefix: string, n: number, mux?: string): DaemonPaths[] {
   return Array.from({ length: n }, (_, i) => ({ listen: join(dir, `${prefix}${i}.sock`), mux: mux ?? join(dir, `g${i}.sock`), sandbox: `${prefix}${i}` }));
@@ -149,9 +149,9 @@ async function measureMemory(o: HostOptions, errors: string[]): Promise<Pick<Hos
   const settle = o.quick ? { minMs: 300, maxMs: 1500 } : { minMs: 1500, maxMs: 5000 };
   const dir = join(o.dir, 'mem');
   mkdirSync(dir, { recursive: true });
-  const pods = podPaths(dir, 'p', steps.at(-1)!);
-  const guests = await startNodeChild('host guests', 'sim-guest.js', pods.map((p) => p.mux));
-  try {
+  // The guests are sessions of the hashicorp/yamux Go peer: no Node process shares the host's pages.
+  const pods = podPaths(dir, 'p', steps.at(-1)!, o.goMux);
+  {
     const memory: HostFigures['memory'] = [];
     let fleetHostPss = NaN;
     const host = await HostProcess.start(dir);
@@ -179,7 +179,8 @@ async function measureMemory(o: HostOptions, errors: string[]): Promise<Pick<Hos
     try {
       await fleetHost.add(fleet);
       await holdOne(o.client, fleet, errors);
-      fleetHostPss = (await settledSample(fleetHost.pid, settle))!.pss;
+      await settledSample(fleetHost.pid, settle);
+      fleetHostPss = groupPss([fleetHost.pid]);
       await o.client.run({ type: 'release' });
     } finally {
       await fleetHost.stop();
@@ -190,7 +191,7 @@ async function measureMemory(o: HostOptions, errors: string[]): Promise<Pick<Hos
       for (const p of fleet) daemons.push(await startDaemon(p));
       await holdOne(o.client, fleet, errors);
       await settledSample(daemons.at(-1)!.pid, settle);
-      daemonsPss = pssOf(daemons.map((d) => d.pid));
+      daemonsPss = groupPss(daemons.map((d) => d.pid));
       await o.client.run({ type: 'release' });
     } finally {
       await Promise.all(daemons.map((d) => d.stop()));
@@ -223,8 +224,6 @@ async function measureMemory(o: HostOptions, errors: string[]): Promise<Pick<Hos
       fleet: { pods: fleetPods, daemonsPss, hostPss: fleetHostPss },
       restart: { pods: restartPods, controlMs: summarize(controlMs), allServingMs: summarize(allMs) },
     };
-  } finally {
-    await guests.stop();
   }
 }
 
@@ -372,8 +371,8 @@ export function hostSection(h: HostFigures): string {
   const s = (v: Summary, digits = 0) => `${v.median.toFixed(digits)}${v.n > 1 ? ` [${v.min.toFixed(digits)}–${v.max.toFixed(digits)}]` : ''}`;
   const memRows = h.memory.map((m) => [`host, ${m.pods} pods`, mib(m.sample.rss), mib(m.sample.pss), mib(m.sample.uss), String(m.sample.threads)]);
   memRows.push([`per pod, ${h.memory.at(-2)!.pods} → ${h.memory.at(-1)!.pods} pods (KiB)`, '', (h.perPod.pss / 1024).toFixed(1), (h.perPod.uss / 1024).toFixed(1), '']);
-  memRows.push([`${h.fleet.pods} pods: host (PSS)`, '', mib(h.fleet.hostPss), '', '']);
-  memRows.push([`${h.fleet.pods} pods: per-pod daemons (PSS summed)`, '', mib(h.fleet.daemonsPss), '', '']);
+  memRows.push([`${h.fleet.pods} pods: host (PSS as the only Node process)`, '', mib(h.fleet.hostPss), '', '']);
+  memRows.push([`${h.fleet.pods} pods: per-pod daemons (PSS summed, the node binary once)`, '', mib(h.fleet.daemonsPss), '', '']);
   const f = h.fairness;
   const fairRows = (['host', 'daemons'] as const).map((k) => [k === 'host' ? 'two pods in one host' : 'two per-pod daemons', s(f[k].aloneP99Us), s(f[k].busyP99Us), `${f[k].ratio.toFixed(2)}×`]);
   const a = h.aggregate;

@@ -1,6 +1,10 @@
 // Fleet memory of host mode: N pods served by one `kata-proxy host` and held by N per-pod
 // handles (bin/kata-proxy-hosted, as the Kata runtime starts them), against N per-pod daemons.
-// PSS summed over every process of each fleet (smaps_rollup), after each pod answered an echo.
+// The guests are hashicorp/yamux Go peers, not Node processes: on a real host they are VMs, and
+// nothing shares the node binary's pages with the host. Memory is PSS summed over each fleet's
+// processes with the pages of their executable counted once, whole (bench/proc.ts groupPss):
+// what the fleet costs where it holds the only Node processes, whatever else runs meanwhile (this
+// bench is one). After each pod answered an echo.
 // Standalone: node dist/bench/hosted-fleet.js [pods...]   (default 20 100; prints JSON)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { controlRequest } from '../src/host/control-client.js';
-import { Child, daemonEnv, LAUNCHER, probe, REPO_ROOT, runtimeArgv, startDaemon, startNodeChild, type DaemonPaths } from './peers.js';
-import { sampleMemory, settledSample, sleep } from './proc.js';
+import { buildGoPeer, buildGoProxy } from '../test/go-peer/build.js';
+import { Child, daemonEnv, LAUNCHER, probe, REPO_ROOT, runtimeArgv, startDaemon, startGoPeer, startProxyBinary, type DaemonPaths } from './peers.js';
+import { groupPss, settledSample, sleep } from './proc.js';
 
 export const HOSTED_LAUNCHER = join(REPO_ROOT, 'bin', 'kata-proxy-hosted');
 
@@ -19,6 +24,8 @@ export interface FleetFigures {
   hosted: { handlesPss: number; hostPss: number; perHandlePss: number; perPodPss: number };
   /** Per-pod daemons, bytes (null when not measured). */
   daemons: { pss: number; perPodPss: number } | null;
+  /** The Go kata-proxy's design (test/go-peer/proxy), one per pod, bytes. */
+  goProxies: { pss: number; perPodPss: number };
 }
 
 async function untilServing(paths: DaemonPaths[], children: Child[]): Promise<void> {
@@ -34,15 +41,12 @@ async function untilServing(paths: DaemonPaths[], children: Child[]): Promise<vo
   }
 }
 
-function sumPss(pids: number[]): number {
-  return pids.reduce((sum, pid) => sum + (sampleMemory(pid)?.pss ?? 0), 0);
-}
-
-/** One fleet of `pods` pods, both ways; guests are simulated, all in one other process. */
+/** One fleet of `pods` pods, both ways; the guests are sessions of one hashicorp/yamux Go peer. */
 export async function measureHostedFleet(pods: number, opts: { daemons?: boolean } = {}): Promise<FleetFigures> {
   const dir = mkdtempSync(join(tmpdir(), 'kpf-'));
-  const paths = Array.from({ length: pods }, (_, i): DaemonPaths => ({ listen: join(dir, `p${i}.sock`), mux: join(dir, `g${i}.sock`), sandbox: `pod-${i}` }));
-  const guests = await startNodeChild('fleet guests', 'sim-guest.js', paths.map((p) => p.mux));
+  const mux = join(dir, 'guest.sock');
+  const paths = Array.from({ length: pods }, (_, i): DaemonPaths => ({ listen: join(dir, `p${i}.sock`), mux, sandbox: `pod-${i}` }));
+  const guests = await startGoPeer(await buildGoPeer(), mux);
   const children: Child[] = [];
   try {
     const control = join(dir, 'host.sock');
@@ -60,8 +64,8 @@ export async function measureHostedFleet(pods: number, opts: { daemons?: boolean
     });
     await untilServing(paths, children);
     await settledSample(host.pid, { minMs: 1500, maxMs: 5000 });
-    const handlesPss = sumPss(handles.map((h) => h.pid));
-    const hostPss = sumPss([host.pid]);
+    const handlesPss = groupPss(handles.map((h) => h.pid));
+    const hostPss = groupPss([host.pid]);
     for (const h of handles) await h.stop();
     await host.stop();
 
@@ -74,13 +78,23 @@ export async function measureHostedFleet(pods: number, opts: { daemons?: boolean
         children.push(d);
       }
       await settledSample(started[started.length - 1]!.pid, { minMs: 1500, maxMs: 5000 });
-      const pss = sumPss(started.map((d) => d.pid));
+      const pss = groupPss(started.map((d) => d.pid));
       daemons = { pss, perPodPss: pss / pods };
     }
+    const goBin = await buildGoProxy();
+    const goProxies: Child[] = [];
+    for (const p of paths) {
+      const g = await startProxyBinary('go-proxy', goBin, { ...p, listen: `${p.listen}.go` });
+      goProxies.push(g);
+      children.push(g);
+    }
+    await settledSample(goProxies.at(-1)!.pid, { minMs: 1500, maxMs: 5000 });
+    const goPss = groupPss(goProxies.map((g) => g.pid));
     return {
       pods,
       hosted: { handlesPss, hostPss, perHandlePss: handlesPss / pods, perPodPss: (handlesPss + hostPss) / pods },
       daemons,
+      goProxies: { pss: goPss, perPodPss: goPss / pods },
     };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
@@ -99,6 +113,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
         pods: f.pods,
         hostedMiB: { handles: mib(f.hosted.handlesPss), host: mib(f.hosted.hostPss), perHandle: mib(f.hosted.perHandlePss), perPod: mib(f.hosted.perPodPss) },
         daemonsMiB: f.daemons && { total: mib(f.daemons.pss), perPod: mib(f.daemons.perPodPss) },
+        goProxiesMiB: { total: mib(f.goProxies.pss), perPod: mib(f.goProxies.perPodPss) },
       }),
     );
   }

@@ -1,7 +1,7 @@
 // Everything the bench starts as a separate process: the hashicorp/yamux Go peer (the guest that
 // is never the bottleneck), the simulated guest, the plain-socket baseline server, the daemon
 // itself (bin/kata-proxy with the Kata runtime's argv) and the load generator.
-import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -158,31 +158,28 @@ export interface NodeVariant {
   env: Record<string, string>;
 }
 
-/** The flags of bin/kata-proxy's shebang (`#!/usr/bin/env -S VAR=x node --flag ...`). */
+/** The node flags and environment bin/kata-proxy starts node with (its `export VAR=x` and `flags='...'` lines). */
 export function launcherVariant(): NodeVariant {
-  const first = readFileSync(LAUNCHER, 'utf8').split('\n')[0] ?? '';
-  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, '').split(/\s+/).filter(Boolean);
+  const text = readFileSync(LAUNCHER, 'utf8');
   const env: Record<string, string> = {};
-  const nodeFlags: string[] = [];
-  let seenNode = false;
-  for (const w of words) {
-    if (!seenNode && /^[A-Z_][A-Z0-9_]*=/.test(w)) {
-      const i = w.indexOf('=');
-      env[w.slice(0, i)] = w.slice(i + 1);
-    } else if (!seenNode && /(^|\/)node$/.test(w)) {
-      seenNode = true;
-    } else if (seenNode) {
-      nodeFlags.push(w);
-    }
-  }
+  for (const m of text.matchAll(/^export ([A-Z_][A-Z0-9_]*)=(\S*)$/gm)) env[m[1]!] = m[2]!;
+  const nodeFlags = (/^flags='([^']*)'$/m.exec(text)?.[1] ?? '').split(/\s+/).filter(Boolean);
   return { name: 'launcher', nodeFlags, env };
 }
 
 /**
- * What bin/kata-proxy loads now: the bundle (dist/bundle, scripts/bundle.mjs) while it is at least
- * as new as tsc's output, else dist/src (after a tsc-only build). The same rule as the launcher's.
+ * What bin/kata-proxy starts a per-pod daemon from: the V8 startup snapshot (scripts/snapshot.mjs)
+ * when the node on PATH built it, else the bundle (dist/bundle) while it is at least as new as
+ * tsc's output, else dist/src.
  */
-export function launcherEntry(launcher = LAUNCHER): 'dist/bundle' | 'dist/src' {
+export function launcherEntry(launcher = LAUNCHER): 'snapshot' | 'dist/bundle' | 'dist/src' {
+  try {
+    // The launcher's own trace shows the node command line it execs.
+    const trace = spawnSync('sh', ['-x', launcher, '-version'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] }).stderr;
+    if (/exec \S+ .*--snapshot-blob/.test(trace)) return 'snapshot';
+  } catch {
+    // not started: the figures will say so
+  }
   const mtime = (rel: string) => {
     try {
       return statSync(join(dirname(launcher), rel)).mtimeMs;
@@ -193,8 +190,10 @@ export function launcherEntry(launcher = LAUNCHER): 'dist/bundle' | 'dist/src' {
   return mtime('../dist/bundle/kata-proxy.js') >= mtime('../dist/src/cli/main.js') ? 'dist/bundle' : 'dist/src';
 }
 
+/** How bin/kata-proxy starts node, for the report. */
 export function shebangLine(): string {
-  return readFileSync(LAUNCHER, 'utf8').split('\n')[0] ?? '';
+  const v = launcherVariant();
+  return `bin/kata-proxy: ${Object.entries(v.env).map(([k, x]) => `${k}=${x} `).join('')}node ${v.nodeFlags.join(' ')} (from the startup snapshot when the node on PATH built it, else the bundle)`;
 }
 
 export interface DaemonPaths {

@@ -3,7 +3,9 @@
 // exchange with the Go peer, already up, as the agent is), the client busy-looping connect() as the
 // runtime's does; next to a bare `node -e 0` (spawn to exit), the floor of any Node daemon.
 // Runs are interleaved across subjects (order rotated each round). Beside the wall time, the CPU
-// time the process used until then, which other load on a shared machine moves far less.
+// time the process used until then, which other load on a shared machine moves far less; for a
+// pod started through a per-pod handle of host mode, the handle's CPU plus what the host spent
+// meanwhile (its /proc CPU counters before and after).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Child, daemonEnv, probe, REPO_ROOT, runtimeArgv } from './peers.js';
@@ -16,6 +18,10 @@ export interface StartSubject {
   spawn: (listen: string) => ChildProcess;
   /** A proxy (answered request) or a bare process (exit). */
   kind: 'proxy' | 'bare';
+  /** A process that does part of the work (the host behind a per-pod handle): its CPU counts too. */
+  companionPid?: number;
+  /** Runs after each start is stopped (the host letting the pod go), before the next one. */
+  settle?: () => Promise<void>;
 }
 
 export interface PodStartFigures {
@@ -24,12 +30,14 @@ export interface PodStartFigures {
   ms: Record<string, Summary>;
   /** CPU milliseconds (all threads) the process used until its first answer; bare Node: until its one line ran. */
   cpuMs: Record<string, Summary>;
+  /** Of cpuMs, what the companion process (the host) used, for the subjects that have one. */
+  companionCpuMs: Record<string, Summary>;
   /**
    * Runs whose first accepted connection got no answer within 2 s (the client then connected
    * again): a connection the daemon accepted and lost during start-up.
    */
   unanswered: Record<string, number>;
-  /** What bin/kata-proxy loaded (bench/peers.ts launcherEntry). */
+  /** What bin/kata-proxy started from (bench/peers.ts launcherEntry). */
   daemonEntry?: string;
   errors: string[];
 }
@@ -46,10 +54,12 @@ export const bareNode: StartSubject = {
 interface Run {
   ms: number;
   cpuMs: number;
+  companionCpuMs: number;
   unanswered: boolean;
 }
 
 async function once(s: StartSubject, listen: string): Promise<Run> {
+  const companion0 = s.companionPid ? cpuTimeMs(s.companionPid) : 0;
   const t0 = performance.now();
   const proc = s.spawn(listen);
   if (s.kind === 'bare') {
@@ -57,7 +67,7 @@ async function once(s: StartSubject, listen: string): Promise<Run> {
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise((r) => proc.once('exit', r));
     if (code !== 0) throw new Error(`${s.key} exited with ${String(code)}`);
-    return { ms: performance.now() - t0, cpuMs: Number(out), unanswered: false };
+    return { ms: performance.now() - t0, cpuMs: Number(out), companionCpuMs: 0, unanswered: false };
   }
   const child = new Child(s.key, proc);
   try {
@@ -65,7 +75,11 @@ async function once(s: StartSubject, listen: string): Promise<Run> {
     const seen = { connected: false };
     let unanswered = false;
     for (;;) {
-      if (await probe(listen, 2000, seen)) return { ms: performance.now() - t0, cpuMs: cpuTimeMs(child.pid), unanswered };
+      if (await probe(listen, 2000, seen)) {
+        const ms = performance.now() - t0;
+        const companionCpuMs = s.companionPid ? cpuTimeMs(s.companionPid) - companion0 : 0;
+        return { ms, cpuMs: cpuTimeMs(child.pid) + companionCpuMs, companionCpuMs, unanswered };
+      }
       unanswered ||= seen.connected;
       if (!child.alive) throw new Error(`${s.key} exited before answering\n${child.stderrTail.join('\n')}`);
       if (performance.now() > deadline) throw new Error(`${s.key}: no answer within 20 s`);
@@ -73,12 +87,14 @@ async function once(s: StartSubject, listen: string): Promise<Run> {
     }
   } finally {
     await child.stop();
+    await s.settle?.();
   }
 }
 
 export async function measurePodStart(subjects: StartSubject[], sock: (name: string) => string, runs: number): Promise<PodStartFigures> {
   const samples: Record<string, number[]> = Object.fromEntries(subjects.map((s) => [s.key, []]));
   const cpu: Record<string, number[]> = Object.fromEntries(subjects.map((s) => [s.key, []]));
+  const companionCpu: Record<string, number[]> = Object.fromEntries(subjects.map((s) => [s.key, []]));
   const unanswered: Record<string, number> = Object.fromEntries(subjects.map((s) => [s.key, 0]));
   const errors: string[] = [];
   // One untimed round first: page cache, the Go peer's first session.
@@ -90,6 +106,7 @@ export async function measurePodStart(subjects: StartSubject[], sock: (name: str
         if (round >= 0) {
           samples[s.key]!.push(r.ms);
           cpu[s.key]!.push(r.cpuMs);
+          companionCpu[s.key]!.push(r.companionCpuMs);
         }
         if (r.unanswered) unanswered[s.key]!++;
       } catch (err) {
@@ -98,15 +115,34 @@ export async function measurePodStart(subjects: StartSubject[], sock: (name: str
     }
   }
   const summaries = (by: Record<string, number[]>) => Object.fromEntries(subjects.map((s) => [s.key, summarize(by[s.key]!)]));
-  return { runs, ms: summaries(samples), cpuMs: summaries(cpu), unanswered, errors };
+  const withCompanion = subjects.filter((s) => s.companionPid);
+  return {
+    runs,
+    ms: summaries(samples),
+    cpuMs: summaries(cpu),
+    companionCpuMs: Object.fromEntries(withCompanion.map((s) => [s.key, summarize(companionCpu[s.key]!)])),
+    unanswered,
+    errors,
+  };
 }
 
 /** A proxy started as the runtime starts it (its argv, no stdio), against the guest socket `mux`. */
-export function proxySubject(key: string, bin: string, mux: string): StartSubject {
+export function proxySubject(key: string, bin: string, mux: string, env: NodeJS.ProcessEnv = {}, extra: Partial<StartSubject> = {}, binArgs: string[] = []): StartSubject {
+  let n = 0;
   return {
     key,
     kind: 'proxy',
     spawn: (listen) =>
-      spawn(bin, runtimeArgv({ listen, mux, sandbox: `start-${key}` }), { stdio: ['ignore', 'ignore', 'pipe'], env: daemonEnv(), cwd: REPO_ROOT }),
+      spawn(bin, [...binArgs, ...runtimeArgv({ listen, mux, sandbox: `start-${key}-${++n}` })], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...daemonEnv(), ...env },
+        cwd: REPO_ROOT,
+      }),
+    ...extra,
   };
+}
+
+/** A bare `node -e` of another node binary (another Node line). */
+export function bareNodeOf(key: string, node: string): StartSubject {
+  return { ...bareNode, key, spawn: () => spawn(node, ['-e', 'const u = process.cpuUsage(); process.stdout.write(`${(u.user + u.system) / 1000}\\n`)'], { stdio: ['ignore', 'pipe', 'ignore'] }) };
 }

@@ -1,5 +1,5 @@
 // Memory and thread figures of a process, read from /proc (Linux only).
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface MemSample {
   /** Resident set size, bytes. */
@@ -141,3 +141,55 @@ export function cpuTimeMs(pid: number): number {
 
 /** sysconf(_SC_CLK_TCK): 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
+
+/** /proc/PID/smaps split into the process's own executable and everything else, bytes. */
+export interface ExeSplit {
+  /** Resident pages of the executable's mappings (the node binary for Node processes). */
+  exeRss: number;
+  /** Proportional set size of everything else (heap, stacks, libraries, other files). */
+  otherPss: number;
+}
+
+/** null if the process is gone. */
+export function exeSplit(pid: number): ExeSplit | null {
+  let text: string;
+  let exe: string;
+  try {
+    exe = readlinkSync(`/proc/${pid}/exe`);
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return null;
+  }
+  const split: ExeSplit = { exeRss: 0, otherPss: 0 };
+  let ofExe = false;
+  for (const line of text.split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header) {
+      ofExe = header[1] === exe;
+      continue;
+    }
+    const m = /^(Rss|Pss):\s+(\d+) kB/.exec(line);
+    if (!m) continue;
+    if (ofExe && m[1] === 'Rss') split.exeRss += Number(m[2]) * 1024;
+    if (!ofExe && m[1] === 'Pss') split.otherPss += Number(m[2]) * 1024;
+  }
+  return split;
+}
+
+/**
+ * PSS of a group of processes as if no process outside it ran the same executable: the pages of
+ * the executable (the node binary) counted once for the group, whole, not divided with every other
+ * Node process on the machine (the bench's own, a test runner's) as PSS divides them. What a
+ * `kata-proxy host` or a fleet of daemons costs on a host where they are the only Node processes.
+ */
+export function groupPss(pids: number[]): number {
+  let exe = 0;
+  let other = 0;
+  for (const pid of pids) {
+    const s = exeSplit(pid);
+    if (!s) continue;
+    exe = Math.max(exe, s.exeRss);
+    other += s.otherPss;
+  }
+  return exe + other;
+}

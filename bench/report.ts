@@ -7,6 +7,7 @@ import type { LatencyPhase } from './latency.js';
 import type { DensityFigures, FlagRow } from './memory.js';
 import type { PodDensity } from './pods.js';
 import type { PodStartFigures } from './pod-start.js';
+import type { BurstFigures } from './pod-burst.js';
 import type { MemSample } from './proc.js';
 import type { ProfileSummary } from './cpuprofile.js';
 import { ratio, type Summary } from './stats.js';
@@ -33,6 +34,7 @@ export interface Results {
   density?: DensityFigures;
   pods?: PodDensity;
   podStart?: PodStartFigures;
+  podBurst?: BurstFigures;
   floods?: FloodsResult;
   host?: HostFigures;
   neighbours?: NeighboursFigures;
@@ -193,6 +195,17 @@ export function cpuPerGiBTable(results: Results): string {
   );
 }
 
+/** The bare node start a subject compares with: the one of its Node line (`proxy@v24.1.0` -> `node@v24.1.0`). */
+const bareOf = (k: string) => (k.includes('@') ? `node@${k.slice(k.indexOf('@') + 1)}` : 'node');
+const isBare = (k: string) => k === 'node' || k.startsWith('node@');
+
+/** Pod-start subjects that are not throughput paths. */
+const START_LABELS: Record<string, string> = {
+  hosted: 'per-pod handle → host (bin/kata-proxy-hosted)',
+  'hosted-direct': 'per-pod handle → host (dist/native/kata-proxy-handle, no shell)',
+  'proxy-bundle': 'proxy → Go, from the bundle (no snapshot)',
+};
+
 export function podStartTable(results: Results): string {
   const ps = results.podStart!;
   const cells = (by: Record<string, Summary>, k: string) => {
@@ -200,16 +213,32 @@ export function podStartTable(results: Results): string {
     if (!s) return ['–', '', ''];
     return [
       `${num(s.median, 1)}${spread(s, 1)}`,
-      k === 'node' ? '' : x(ratio(s.median, by.node?.median)),
-      k === 'node' || k === GO_PROXY ? '' : x(ratio(s.median, by[GO_PROXY]?.median)),
+      isBare(k) ? '' : x(ratio(s.median, by[bareOf(k)]?.median)),
+      isBare(k) || k === GO_PROXY ? '' : x(ratio(s.median, by[GO_PROXY]?.median)),
     ];
   };
+  const label = (k: string) => (isBare(k) ? `bare \`node -e 0\`${k === 'node' ? '' : ` (${k.slice(5)})`}` : (START_LABELS[k] ?? results.paths[k] ?? k));
   return table(
-    ['', 'wall ms', '÷ bare node', '÷ Go proxy', 'CPU ms', '÷ bare node', '÷ Go proxy'],
+    ['', 'wall ms', '÷ bare node', '÷ Go proxy', 'CPU ms', '÷ bare node', '÷ Go proxy', 'of the CPU: host'],
     Object.keys(ps.ms).map((k) => [
-      k === 'node' ? 'bare `node -e 0`' : (results.paths[k] ?? k),
+      label(k),
       ...cells(ps.ms, k),
       ...cells(ps.cpuMs ?? {}, k),
+      ps.companionCpuMs?.[k] ? num(ps.companionCpuMs[k]!.median, 1) : '',
+    ]),
+  );
+}
+
+export function podBurstTable(results: Results): string {
+  const b = results.podBurst!;
+  return table(
+    [`${b.pods} pods started at once`, 'all answered after, ms', '÷ Go proxy', 'CPU ms, all', '÷ Go proxy'],
+    Object.keys(b.allAnsweredMs).map((k) => [
+      k === 'hosted' ? 'per-pod handles → host' : (START_LABELS[k] ?? results.paths[k] ?? k),
+      `${num(b.allAnsweredMs[k]!.median)}${spread(b.allAnsweredMs[k]!)}`,
+      k === GO_PROXY ? '' : x(ratio(b.allAnsweredMs[k]!.median, b.allAnsweredMs[GO_PROXY]?.median)),
+      `${num(b.cpuMs[k]!.median)}${spread(b.cpuMs[k]!)}`,
+      k === GO_PROXY ? '' : x(ratio(b.cpuMs[k]!.median, b.cpuMs[GO_PROXY]?.median)),
     ]),
   );
 }
@@ -365,6 +394,15 @@ export function collectFigures(r: Results): Figure[] {
     add('podStart.proxy.vsNode', ratio(r.podStart.ms[PROXY]?.median, r.podStart.ms.node?.median), '×', 'lower');
     add('podStart.proxy.cpuVsNode', ratio(r.podStart.cpuMs?.[PROXY]?.median, r.podStart.cpuMs?.node?.median), '×', 'lower');
     add('podStart.proxy.vsGoProxy', ratio(r.podStart.ms[PROXY]?.median, r.podStart.ms[GO_PROXY]?.median), '×', 'lower');
+    add('podStart.hosted.vsGoProxy', ratio(r.podStart.ms.hosted?.median, r.podStart.ms[GO_PROXY]?.median), '×', 'lower');
+    add('podStart.hosted.cpuVsGoProxy', ratio(r.podStart.cpuMs?.hosted?.median, r.podStart.cpuMs?.[GO_PROXY]?.median), '×', 'lower');
+    for (const k of Object.keys(r.podStart.cpuMs ?? {}).filter((k) => k.startsWith('proxy@'))) {
+      add(`podStart.${k}.cpuVsNode`, ratio(r.podStart.cpuMs[k]?.median, r.podStart.cpuMs[bareOf(k)]?.median), '×', 'lower');
+    }
+  }
+  if (r.podBurst) {
+    for (const [k, s] of Object.entries(r.podBurst.allAnsweredMs)) addSummary(`podBurst.${k}.ms`, s, 'ms', 'lower');
+    add('podBurst.hosted.vsGoProxy', ratio(r.podBurst.allAnsweredMs.hosted?.median, r.podBurst.allAnsweredMs[GO_PROXY]?.median), '×', 'lower');
   }
   if (r.density) {
     add('memory.idle.rss', r.density.idle.rss, 'B', 'lower');
@@ -420,6 +458,18 @@ export function evaluateTargets(r: Results): TargetResult[] {
     if (Number.isFinite(v)) t.push({ name: 'pod start ≤ 1.3× a bare `node -e 0`', value: v, op: '<=', limit: 1.3, unit: '×', pass: v <= 1.3 });
     const c = ratio(r.podStart.cpuMs?.[PROXY]?.median, r.podStart.cpuMs?.node?.median);
     if (Number.isFinite(c)) t.push({ name: 'pod start, CPU time ≤ 1.3× a bare `node -e 0`', value: c, op: '<=', limit: 1.3, unit: '×', pass: c <= 1.3 });
+    for (const k of Object.keys(r.podStart.cpuMs ?? {}).filter((k) => k.startsWith('proxy@'))) {
+      const v = ratio(r.podStart.cpuMs[k]?.median, r.podStart.cpuMs[bareOf(k)]?.median);
+      if (Number.isFinite(v)) t.push({ name: `pod start on Node ${k.slice(6)}, CPU time ≤ 1.3× its bare \`node -e 0\``, value: v, op: '<=', limit: 1.3, unit: '×', pass: v <= 1.3 });
+    }
+    for (const [what, by] of [['wall', r.podStart.ms], ['CPU (handle + host)', r.podStart.cpuMs]] as const) {
+      const v = ratio(by?.hosted?.median, by?.[GO_PROXY]?.median);
+      if (Number.isFinite(v)) t.push({ name: `pod start through a per-pod handle, ${what} ≤ the Go proxy's`, value: v, op: '<=', limit: 1, unit: '×', pass: v <= 1 });
+    }
+  }
+  if (r.podBurst) {
+    const v = ratio(r.podBurst.allAnsweredMs.hosted?.median, r.podBurst.allAnsweredMs[GO_PROXY]?.median);
+    if (Number.isFinite(v)) t.push({ name: `${r.podBurst.pods} pods at once through handles, until all answer ≤ ${r.podBurst.pods} Go proxies`, value: v, op: '<=', limit: 1, unit: '×', pass: v <= 1 });
   }
   if (r.latency) {
     const v = ratio(r.latency.rr[PROXY]?.p50.median, r.latency.rr[BASELINE]?.p50.median);
@@ -510,8 +560,15 @@ export function render(r: Results, previousFound: boolean): string {
     parts.push(
       `## Pod start: spawn to the first answered request through the listen socket (guest already up), median of ${r.podStart.runs} interleaved runs [min–max]; ` +
         `CPU ms: what the process used until then, all threads (bare node: spawn to exit; its CPU until its one line ran)\n\n${podStartTable(r)}` +
-        `${r.podStart.daemonEntry ? `\n\nbin/kata-proxy loaded ${r.podStart.daemonEntry}.` : ''}${errors}`,
+        `${r.podStart.daemonEntry ? `\n\nbin/kata-proxy started from ${r.podStart.daemonEntry}.` : ''}${errors}` +
+        (r.podStart.companionCpuMs?.hosted
+          ? '\n\nThrough a per-pod handle the host was already running (`kata-proxy host`, as under systemd); CPU counts the handle and what the host spent between the spawn and the answer.'
+          : ''),
     );
+  }
+  if (r.podBurst) {
+    const errors = r.podBurst.errors.length > 0 ? `\n\n${r.podBurst.errors.length} runs failed: ${r.podBurst.errors.slice(0, 3).join('; ')}` : '';
+    parts.push(`## Pods started at once: spawn of all to the last first answer, median of ${r.podBurst.reps} runs [min–max]\n\n${podBurstTable(r)}${errors}`);
   }
   if (r.latency) {
     parts.push(`## Latency, µs: median of the repetitions' percentiles [min–max] (ratio to the plain socket)\n\n${latencyTable(r)}`);

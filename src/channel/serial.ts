@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import { fixSerialPoller } from './serial-poller-fix.js';
 
 export interface SerialOptions {
@@ -23,7 +24,9 @@ export async function openSerialChannel(path: string, baudRate: number, options:
     if (Date.now() > deadline) throw new Error(`serial device ${path} did not appear within ${options.timeoutMs ?? 30_000} ms`);
     await sleep(50, undefined, { signal: options.signal });
   }
-  const port = new SerialPort({
+  // The native add-on loads here, with the first tty, never on the start path of a socket daemon.
+  const { SerialPort: Port } = createRequire(import.meta.url)('serialport') as typeof import('serialport');
+  const port = new Port({
     path,
     baudRate,
     dataBits: 8,

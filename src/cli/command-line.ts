@@ -64,30 +64,49 @@ const VALUE_FLAGS = new Set([
   'listen', 'console', 'dir', 'exec-path', 'control-socket', 'state-file', 'pod-log-rate', 'pod-slice',
 ]);
 
-/** Parses argv (without node and script) into what to do; never exits the process. */
-export function parseCommandLine(argv: readonly string[]): ParsedCommand {
-  let result: ParsedCommand | null = null;
-  let out = '';
-  let err = '';
-  const program = buildProgram((r) => (result = r));
+/** Where the one program of this process reports to, reset before every parse. */
+const parse = { result: null as ParsedCommand | null, out: '', err: '' };
+let built: Command | null = null;
+
+/**
+ * The command-line program, built once: the host reads a pod's command line at every pod start
+ * (commander 13+ restores each command's state before it parses again).
+ */
+function program(): Command {
+  if (built) return built;
+  built = buildProgram((r) => (parse.result = r));
   const configure = (cmd: Command): void => {
-    cmd.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) });
+    cmd.exitOverride().configureOutput({ writeOut: (s) => (parse.out += s), writeErr: (s) => (parse.err += s) });
     cmd.commands.forEach(configure);
   };
-  configure(program);
+  configure(built);
+  return built;
+}
+
+/** Builds the program ahead of the first parse (scripts/snapshot.mjs: it is then part of the snapshot). */
+export function prepareCommandLine(): void {
+  program();
+}
+
+/** Parses argv (without node and script) into what to do; never exits the process. */
+export function parseCommandLine(argv: readonly string[]): ParsedCommand {
+  const p = program();
+  parse.result = null;
+  parse.out = '';
+  parse.err = '';
   try {
-    program.parse(normalizeGoFlags(argv, { values: VALUE_FLAGS, booleans: BOOLEAN_FLAGS }), { from: 'user' });
+    p.parse(normalizeGoFlags(argv, { values: VALUE_FLAGS, booleans: BOOLEAN_FLAGS }), { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
       const code = e.exitCode === 0 ? 0 : 2;
-      return { kind: 'exit', code, stdout: out, stderr: err };
+      return { kind: 'exit', code, stdout: parse.out, stderr: parse.err };
     }
     if (e instanceof UsageError || e instanceof SettingsError) {
-      return { kind: 'exit', code: 2, stderr: `kata-proxy: ${e.message}\n${e.message.startsWith('missing') ? program.helpInformation() : ''}` };
+      return { kind: 'exit', code: 2, stderr: `kata-proxy: ${e.message}\n${e.message.startsWith('missing') ? p.helpInformation() : ''}` };
     }
     throw e;
   }
-  return result ?? { kind: 'exit', code: 2, stderr: program.helpInformation() };
+  return parse.result ?? { kind: 'exit', code: 2, stderr: p.helpInformation() };
 }
 
 function buildProgram(done: (r: ParsedCommand) => void): Command {

@@ -5,6 +5,7 @@ import { Host } from '../host/host.js';
 import { StateFile } from '../host/state-file.js';
 import type { HostOptions } from './command-line.js';
 import { ExitStatus } from './exit-status.js';
+import { commandLineVerdict } from './hosted-command.js';
 import { packageVersion } from './version.js';
 
 /**
@@ -46,7 +47,7 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
   await host.restore(records);
   let control: ControlServer;
   try {
-    control = await serveControl(host, systemd.listenFd !== undefined ? { fd: systemd.listenFd } : { path: options.controlSocket }, log);
+    control = await serveControl(host, systemd.listenFd !== undefined ? { fd: systemd.listenFd } : { path: options.controlSocket }, log, commandLineVerdict);
   } catch (err) {
     log.error({ err: (err as Error).message, socket: options.controlSocket }, 'cannot serve the control socket');
     await host.close();

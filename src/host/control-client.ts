@@ -1,8 +1,10 @@
-import http from 'node:http';
+import { createRequire } from 'node:module';
+import type http from 'node:http';
 
 export interface ControlAnswer {
   status: number;
   body: unknown;
+  headers: http.IncomingHttpHeaders;
 }
 
 /**
@@ -12,7 +14,9 @@ export interface ControlAnswer {
 export function controlRequest(socketPath: string, method: string, path: string, body: unknown, timeoutMs: number): Promise<ControlAnswer> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? '' : JSON.stringify(body);
-    const req = http.request(
+    // Loaded at first use (see control-server.ts): not on the start path of a per-pod daemon.
+    const { request } = createRequire(import.meta.url)('node:http') as typeof http;
+    const req = request(
       {
         socketPath,
         method,
@@ -33,7 +37,7 @@ export function controlRequest(socketPath: string, method: string, path: string,
           } catch {
             // not JSON: keep the text for the error message
           }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
+          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
         });
       },
     );

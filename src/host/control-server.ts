@@ -1,4 +1,5 @@
-import http from 'node:http';
+import { createRequire } from 'node:module';
+import type http from 'node:http';
 import type { Logger } from 'pino';
 import { listenOnPath } from '../proxy/listener.js';
 import { parsePodId, podConfigFromJson, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
@@ -20,16 +21,36 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
+/** A per-pod command line as the host reads it (`POST /pods`): see `serveControl`'s `readCommandLine`. */
+export type CommandLineVerdict =
+  | { kind: 'pod'; id: string; config: PodConfig }
+  /** The usage error the per-pod daemon would print (exit status 2), verbatim. */
+  | { kind: 'usage'; message: string }
+  /** Help, version or a subcommand: nothing to register; the handle runs it locally. */
+  | { kind: 'not-a-pod' };
+
+export type CommandLineReader = (argv: string[], env: Record<string, string>) => CommandLineVerdict;
+
 const MAX_BODY_BYTES = 64 * 1024;
 const POD_PATH = /^\/pods\/([^/]+)(\/attach)?$/;
 
 /**
  * The control API: HTTP/1.1 with JSON on a Unix socket (mode 0600) or on a socket systemd passed.
- * Every refusal is a 4xx/5xx with {"error", "code"} and changes nothing.
+ * Every refusal is a 4xx/5xx with {"error", "code"} and changes nothing. With `readCommandLine`
+ * (the host), `POST /pods?pid=N` registers a pod from the Kata runtime's argv as a native
+ * per-pod handle got it, read by the daemon's own option code.
  */
-export async function serveControl(registry: PodRegistry, where: { path: string } | { fd: number }, log: Logger): Promise<ControlServer> {
-  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
-    route(registry, req, res).catch((err: unknown) => {
+export async function serveControl(
+  registry: PodRegistry,
+  where: { path: string } | { fd: number },
+  log: Logger,
+  readCommandLine?: CommandLineReader,
+): Promise<ControlServer> {
+  // Loaded here, not at module load: node:http (undici, tls and http2 with it on Node 22+) costs a
+  // per-pod daemon tens of ms of start-up, and only -control-socket needs it.
+  const { createServer } = createRequire(import.meta.url)('node:http') as typeof http;
+  const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    route(registry, req, res, readCommandLine).catch((err: unknown) => {
       if (!(err instanceof HostError)) log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'control request failed');
       sendError(res, err);
     });
@@ -48,11 +69,12 @@ export async function serveControl(registry: PodRegistry, where: { path: string 
   };
 }
 
-async function route(registry: PodRegistry, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function route(registry: PodRegistry, req: http.IncomingMessage, res: http.ServerResponse, readCommandLine?: CommandLineReader): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://control');
   const method = req.method ?? 'GET';
   if (url.pathname === '/pods') {
-    allow(method, ['GET']);
+    allow(method, readCommandLine ? ['GET', 'POST'] : ['GET']);
+    if (method === 'POST') return registerCommandLine(registry, readCommandLine!, url, req, res);
     return sendJson(res, 200, { pods: registry.list() });
   }
   if (url.pathname === '/metrics') {
@@ -89,14 +111,59 @@ async function route(registry: PodRegistry, req: http.IncomingMessage, res: http
   return sendJson(res, status, pod);
 }
 
+/**
+ * `POST /pods?pid=N` with `{"argv": [...], "env": {...}}`: the pod of that command line, created
+ * as `PUT /pods/ID?pid=N` would (201 or 200, `Location: /pods/ID`; with `&attach=1` the answer
+ * goes on as `GET /pods/ID/attach?pid=N` does); a usage error is a 400 with code "usage" and the
+ * daemon's message in `usage`; help, version or a subcommand a 422 "not-a-pod".
+ */
+async function registerCommandLine(registry: PodRegistry, read: CommandLineReader, url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const { argv, env } = commandLineOf(await readBody(req));
+  const handlePid = pidOf(url);
+  const verdict = read(argv, env);
+  if (verdict.kind === 'usage') throw new HostError(400, 'usage', verdict.message.split('\n')[0]!, undefined, { usage: verdict.message });
+  if (verdict.kind === 'not-a-pod') throw new HostError(422, 'not-a-pod', 'not a per-pod command line (help, version or a subcommand): run it locally');
+  const attachToo = url.searchParams.get('attach');
+  if (attachToo !== null && attachToo !== '1') throw new HostError(400, 'bad-query', 'attach must be "1"');
+  const { status, pod } = await writable(registry.put).call(registry, verdict.id, verdict.config, { handlePid });
+  const location = `/pods/${encodeURIComponent(verdict.id)}`;
+  // With attach=1 this connection goes on as the pod's attach channel: one round trip per pod start.
+  if (attachToo) return attachOn(registry, verdict.id, handlePid, res, status, { Location: location });
+  res.setHeader('Location', location);
+  return sendJson(res, status, pod);
+}
+
+function commandLineOf(body: Buffer): { argv: string[]; env: Record<string, string> } {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new HostError(400, 'malformed-json', `the body is not JSON: ${(err as Error).message}`);
+  }
+  const bad = (why: string) => new HostError(400, 'bad-command-line', why);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('the body must be {"argv": [...], "env": {...}}');
+  const { argv, env = {}, ...rest } = json as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) throw new HostError(400, 'unknown-field', `unknown field "${unknown}"`);
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw bad('argv must be an array of strings');
+  if (typeof env !== 'object' || env === null || Array.isArray(env) || !Object.values(env).every((v) => typeof v === 'string')) {
+    throw bad('env must be an object of strings');
+  }
+  return { argv: argv as string[], env: env as Record<string, string> };
+}
+
 function pidOf(url: URL): number {
   const pid = Number(url.searchParams.get('pid'));
   if (!Number.isInteger(pid) || pid <= 0) throw new HostError(400, 'bad-pid', 'pid must be a positive integer');
   return pid;
 }
 
-async function attach(registry: PodRegistry, id: string, url: URL, res: http.ServerResponse): Promise<void> {
-  const pid = pidOf(url);
+function attach(registry: PodRegistry, id: string, url: URL, res: http.ServerResponse): Promise<void> {
+  return attachOn(registry, id, pidOf(url), res, 200, {});
+}
+
+/** The attach channel on `res`: a head with `status` once the host accepts it, then lines. */
+async function attachOn(registry: PodRegistry, id: string, pid: number, res: http.ServerResponse, status: number, headers: Record<string, string>): Promise<void> {
   let headed = false;
   let closedByUs = false;
   const link: AttachLink = {
@@ -105,7 +172,7 @@ async function attach(registry: PodRegistry, id: string, url: URL, res: http.Ser
         // No length and no chunked encoding: the body is a stream of lines until the connection closes.
         res.sendDate = false;
         res.useChunkedEncodingByDefault = false;
-        res.writeHead(200, { 'Content-Type': 'text/plain', Connection: 'close' });
+        res.writeHead(status, { ...headers, 'Content-Type': 'text/plain', Connection: 'close' });
         headed = true;
       }
       res.write(line);
@@ -196,5 +263,5 @@ function sendError(res: http.ServerResponse, err: unknown): void {
   }
   const e = err instanceof HostError ? err : new HostError(500, 'internal', (err as Error).message ?? String(err));
   if (e.status === 413) res.setHeader('Connection', 'close');
-  sendJson(res, e.status, { error: e.message, code: e.code, ...(e.pod ? { pod: e.pod } : {}) });
+  sendJson(res, e.status, { error: e.message, code: e.code, ...(e.pod ? { pod: e.pod } : {}), ...e.extra });
 }

@@ -5,6 +5,8 @@ export class HostError extends Error {
     readonly code: string,
     message: string,
     readonly pod?: unknown,
+    /** More fields of the error body (a usage error's full text). */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message);
   }

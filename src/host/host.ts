@@ -178,13 +178,16 @@ export class Host {
       const entry = this.entries.get(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
       if (entry.link) throw new HostError(409, 'handle-attached', `pod ${id} already has a handle attached`);
-      entry.handle = handleOf(pid);
+      const handle = handleOf(pid);
+      // The handle that registered the pod is on disk already (the usual case: no second write).
+      const known = entry.handle?.pid === handle.pid && entry.handle.startTime === handle.startTime;
+      entry.handle = handle;
       entry.link = link;
       link.onClose(() => this.handleLeft(entry, link));
       const end = this.ended(entry) ? (entry.pod?.end ?? entry.end) : null;
       if (end) this.entries.delete(id);
       // Recorded before the handle hears "attached": from then on a host restart knows it.
-      await this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
+      if (!known || end) await this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
       link.send('attached\n');
       if (end) this.tellHandle(entry, end);
     });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PodEnd } from '../proxy/pod.js';
@@ -85,7 +86,8 @@ export class StateFile {
   }
 
   private async write(records: PodRecord[]): Promise<void> {
-    await mkdir(path.dirname(this.path), { recursive: true, mode: 0o700 });
+    // Made once (again should someone remove it): one step less on every pod start and stop.
+    if (!existsSync(path.dirname(this.path))) await mkdir(path.dirname(this.path), { recursive: true, mode: 0o700 });
     const tmp = `${this.path}.${process.pid}.tmp`;
     const file = await open(tmp, 'w', 0o600);
     try {

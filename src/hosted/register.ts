@@ -1,13 +1,9 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { parseCommandLine } from '../cli/command-line.js';
-import { UsageError } from '../cli/go-flags.js';
+import { hostedCommand, HOSTED_ENV } from '../cli/hosted-command.js';
 import { createLoggers } from '../log/logger.js';
 import { packageRoot } from '../package-root.js';
-import { parsePodId, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
 import { controlRequest } from '../host/control-client.js';
-import { splitHostedArgs } from './hosted-args.js';
-import { podConfigOf } from '../cli/pod-config.js';
 
 /** What kata-proxy-hosted does after registration. */
 export type Registration =
@@ -34,54 +30,44 @@ function perPodDaemonArgv(argv: string[]): string[] {
 }
 
 /**
- * Registers the pod of a per-pod command line (the Kata runtime's argv) with the host:
- * `PUT /pods/ID` (ID = -sandbox). The host answers once the pod's listen socket exists, which is
- * all the runtime needs before it dials it.
+ * Registers the pod of a per-pod command line (the Kata runtime's argv) with the host: the same
+ * request the native handle sends, `POST /pods?pid=PID` with the argv and the environment it
+ * depends on; the host reads them with the daemon's option code and answers with the pod
+ * (`Location: /pods/ID`) once its listen socket exists, which is all the runtime needs before it
+ * dials it. The command line is read here too, first: help, version, usage errors and the
+ * fallback need no host.
  */
 /** `handlePid`: the process that will hold the pod (the native handle, or this Node process). */
 export async function register(argv: readonly string[], env: NodeJS.ProcessEnv, handlePid: number): Promise<Registration> {
-  let hosted;
-  try {
-    hosted = splitHostedArgs(argv, env);
-  } catch (err) {
-    if (err instanceof UsageError) return { kind: 'exit', code: 2, stderr: `kata-proxy-hosted: ${err.message}\n` };
-    throw err;
-  }
-  const command = parseCommandLine(hosted.argv);
+  const command = hostedCommand(argv, env);
   if (command.kind === 'exit') return command;
-  if (command.kind !== 'daemon') return { kind: 'exec', argv: perPodDaemonArgv(hosted.argv) };
+  if (command.kind === 'other') return { kind: 'exec', argv: perPodDaemonArgv(command.argv) };
   const o = command.options;
-  if (!o.sandbox) return { kind: 'exit', code: 2, stderr: 'kata-proxy-hosted: missing required flag -sandbox (the pod\'s id in the host)\n' };
+  const loggers = createLoggers({ level: o.logLevel, format: o.logFormat, sink: o.logSink, sandbox: command.id });
   try {
-    parsePodId(o.sandbox);
-  } catch (err) {
-    if (err instanceof SettingsError) return { kind: 'exit', code: 2, stderr: `kata-proxy-hosted: -sandbox: ${err.message}\n` };
-    throw err;
-  }
-
-  const loggers = createLoggers({ level: o.logLevel, format: o.logFormat, sink: o.logSink, sandbox: o.sandbox });
-  try {
-    return await put(loggers.proxy, hosted.controlSocket, o.sandbox, handlePid, podConfigOf(o), () =>
-      hosted.fallback ? { kind: 'exec', argv: perPodDaemonArgv(hosted.argv) } : null,
+    return await post(loggers.proxy, command.controlSocket, handlePid, { argv: [...argv], env: hostedEnv(env) }, () =>
+      command.fallback ? { kind: 'exec', argv: perPodDaemonArgv(command.argv) } : null,
     );
   } finally {
     await loggers.writer.flush();
   }
 }
 
-async function put(
+function hostedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(HOSTED_ENV.flatMap((k) => (env[k] !== undefined ? [[k, env[k]]] : [])));
+}
+
+async function post(
   log: Logger,
   controlSocket: string,
-  id: string,
   handlePid: number,
-  config: PodConfig,
+  commandLine: { argv: string[]; env: Record<string, string> },
   fallback: () => Registration | null,
 ): Promise<Registration> {
-  const podPath = `/pods/${encodeURIComponent(id)}`;
   let answer;
   try {
     // Named at once: a handle that dies before it attaches takes the pod with it.
-    answer = await controlRequest(controlSocket, 'PUT', `${podPath}?pid=${handlePid}`, config, HOST_ANSWER_TIMEOUT_MS);
+    answer = await controlRequest(controlSocket, 'POST', `/pods?pid=${handlePid}`, commandLine, HOST_ANSWER_TIMEOUT_MS);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const instead = NO_HOST.has(e.code ?? '') ? fallback() : null;
@@ -97,9 +83,12 @@ async function put(
     );
     return { kind: 'exit', code: 1 };
   }
-  if (answer.status !== 200 && answer.status !== 201) {
-    const body = answer.body as { error?: string; code?: string } | string;
-    const detail = typeof body === 'object' && body !== null ? body : { error: String(body) };
+  const body = answer.body as { error?: string; code?: string; usage?: string } | string;
+  const detail = typeof body === 'object' && body !== null ? body : { error: String(body) };
+  // A host of another version may read the command line otherwise: its usage error is the answer.
+  if (answer.status === 400 && detail.code === 'usage') return { kind: 'exit', code: 2, stderr: detail.usage ?? `${detail.error}\n` };
+  const podPath = answer.headers.location;
+  if ((answer.status !== 200 && answer.status !== 201) || !podPath) {
     log.error({ controlSocket, status: answer.status, err: detail.error, code: detail.code }, 'the kata-proxy host refused the pod');
     return { kind: 'exit', code: 1 };
   }

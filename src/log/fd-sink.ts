@@ -3,7 +3,8 @@ import type { Sink, WriteResult } from './log-writer.js';
 
 const O_NONBLOCK = 0o4000;
 const MAX_RETRY_MS = 8;
-const pause = new Int32Array(new SharedArrayBuffer(4));
+// Made at the first wait, not at module load: a V8 startup snapshot cannot hold a SharedArrayBuffer.
+let pause: Int32Array | undefined;
 
 /**
  * Writes to a file descriptor (stderr) from the main thread without ever waiting: the fd is in
@@ -44,7 +45,7 @@ export class FdSink implements Sink {
         if (this.tail) this.scheduleRetry();
         return false;
       }
-      Atomics.wait(pause, 0, 0, 1);
+      Atomics.wait((pause ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, 1);
       if (!this.tail) {
         this.blocked = false; // let the writer try again
         return true;

@@ -25,8 +25,10 @@ async function setup(kind: HandleKind, opts: { stderr?: boolean } = {}) {
 
 describe.each(HANDLE_KINDS.filter((k) => k.available))('kata-proxy-hosted with the $name', (kind) => {
   it('registers the pod with the runtime argv and its own pid, attaches with that pid, exits with the pod status', async () => {
-    const { host, handle, paths } = await setup(kind);
+    const { host, handle, paths, control } = await setup(kind);
     const attach = await host.attach();
+    // The argv as the runtime gave it, and the environment it depends on: the host reads them.
+    expect(host.posts).toEqual([{ pid: handle.pid, argv: runtimeArgv(paths), env: { KATA_PROXY_CONTROL_SOCKET: control } }]);
     expect(host.puts).toEqual([
       {
         id: 'pod-1',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/go-flags.js';
-import { splitHostedArgs } from '../../src/hosted/hosted-args.js';
+import { splitHostedArgs } from '../../src/cli/hosted-args.js';
 
 const POD = ['-listen-socket', 'unix:///run/vc/sbs/p/proxy.sock', '-mux-socket', '/run/vc/vm/p/kata.sock', '-sandbox', 'p'];
 

@@ -1,5 +1,5 @@
-import { DEFAULT_CONTROL_SOCKET } from '../cli/command-line.js';
-import { UsageError } from '../cli/go-flags.js';
+import { DEFAULT_CONTROL_SOCKET } from './command-line.js';
+import { UsageError } from './go-flags.js';
 
 export interface HostedArgs {
   /** The per-pod argv without the flags below: what bin/kata-proxy itself accepts. */
