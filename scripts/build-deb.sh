@@ -76,7 +76,7 @@ mv "$lib/systemd/SECURITY.txt" "$doc/SECURITY.txt"
 
 # The commands run the Node the package depends on (and its add-ons were built for), not whatever
 # `node` comes first on the caller's PATH.
-sed -i "1s|^\(#!/usr/bin/env -S .*\) node |\1 $node |" "$lib/bin/kata-proxy"
+sed -i "s|^exec node \$flags |exec $node \$flags |" "$lib/bin/kata-proxy"
 sed -i "s|\"\$handle\" node |\"\$handle\" $node |; s|UV_THREADPOOL_SIZE=1 node |UV_THREADPOOL_SIZE=1 $node |" "$lib/bin/kata-proxy-hosted"
 for launcher in kata-proxy kata-proxy-hosted; do
   grep -q "$node " "$lib/bin/$launcher" || echo "build-deb: warning: bin/$launcher changed shape: it runs the node on PATH" >&2
