@@ -5,3 +5,4 @@ export { encodeHeader, decodeHeader, writeHeader, type FrameHeader } from './hea
 export { FrameDecoder, type FrameHandler } from './decoder.js';
 export { PEER_DRIVEN_MESSAGES, Session, type SessionOptions, type SessionStats } from './session.js';
 export { Stream, type StreamSink, type StreamStats, type StreamState } from './stream.js';
+export { SESSION_SNAPSHOT_VERSION, SnapshotError, checkSnapshot, readableBytes, type SessionSnapshot, type StreamSnapshot } from './snapshot.js';
