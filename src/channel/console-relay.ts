@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { LineSplitter } from './line-splitter.js';
+import { resumeReading, stopReading } from './socket-handover.js';
 import { RateLimiter } from './rate-limiter.js';
 import { connectWithRetry } from './unix-socket.js';
 
@@ -30,6 +31,14 @@ export interface ConsoleRelayOptions {
   shedding?: { active(): boolean; count(lines: number): void };
 }
 
+/** What a relay hands to its successor besides the connection. */
+export interface ConsoleRelayState {
+  /** The line in progress (base64). */
+  partialLine: string;
+  lines: number;
+  limiter: { tokens: number; last: number; dropped: number };
+}
+
 /**
  * Relays the guest console (QEMU's console.sock) into the log: one info record per line with
  * source=agent. It keeps draining whatever happens (a full console buffer stalls the guest) and
@@ -54,6 +63,48 @@ export class ConsoleRelay {
     await this.restrictPermissions();
     const first = await this.connect();
     void this.run(first);
+  }
+
+  // ---- handover (a host handing its pods to its successor) ---------------------------------
+
+  /** Stops reading the console at its handle; the connection and the relay's state to carry on. */
+  suspend(): { socket: net.Socket | null; state: ConsoleRelayState } {
+    if (this.socket) stopReading(this.socket);
+    return {
+      socket: this.socket && !this.socket.destroyed ? this.socket : null,
+      state: { partialLine: this.splitter.partialLine.toString('base64'), lines: this.lines, limiter: this.limiter.state },
+    };
+  }
+
+  resume(): void {
+    if (this.socket) resumeReading(this.socket);
+  }
+
+  /** Handed over: lets go of the connection (its new owner reads it) and stops. */
+  release(): void {
+    this.abort.abort();
+    if (this.reportTimer) clearInterval(this.reportTimer);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      socket.removeAllListeners('close');
+      socket.removeAllListeners('error');
+      socket.on('error', () => {});
+      socket.destroy(); // closes this process's descriptor only: no shutdown reaches QEMU
+    }
+  }
+
+  /** Carries on with a connection and state another process's relay had (null: reconnects). */
+  adopt(socket: net.Socket | null, state: ConsoleRelayState): void {
+    this.splitter.restorePartial(Buffer.from(state.partialLine, 'base64'));
+    this.lines = state.lines;
+    this.limiter.state = state.limiter;
+    if (socket) {
+      socket.on('data', (chunk: Buffer) => this.takeChunk(chunk));
+      void this.run(socket);
+    } else {
+      void this.reconnect().then((next) => next && this.run(next));
+    }
   }
 
   stop(): void {
@@ -109,7 +160,10 @@ export class ConsoleRelay {
   }
 
   private take(n: number): boolean {
-    const chunk = this.readBuffer.subarray(0, n);
+    return this.takeChunk(this.readBuffer.subarray(0, n));
+  }
+
+  private takeChunk(chunk: Buffer): boolean {
     const shedding = this.options.shedding;
     if (shedding?.active()) {
       const lines = this.splitter.skip(chunk);

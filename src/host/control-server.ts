@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type net from 'node:net';
 import type { Logger } from 'pino';
 import { listenOnPath } from '../proxy/listener.js';
 import { parsePodId, podConfigFromJson, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
@@ -17,7 +18,15 @@ export interface PodRegistry {
 }
 
 export interface ControlServer {
+  /** The listening socket (a reload hands it to the next host). */
+  readonly server: net.Server;
   close(): Promise<void>;
+}
+
+/** Operations of the process rather than of its pods. */
+export interface HostOperations {
+  /** POST /upgrade: a reload (see src/host/handover.ts); its report. */
+  upgrade?(): Promise<object>;
 }
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -27,30 +36,47 @@ const POD_PATH = /^\/pods\/([^/]+)(\/attach)?$/;
  * The control API: HTTP/1.1 with JSON on a Unix socket (mode 0600) or on a socket systemd passed.
  * Every refusal is a 4xx/5xx with {"error", "code"} and changes nothing.
  */
-export async function serveControl(registry: PodRegistry, where: { path: string } | { fd: number }, log: Logger): Promise<ControlServer> {
+export async function serveControl(
+  registry: PodRegistry,
+  where: { path: string } | { fd: number } | { server: net.Server },
+  log: Logger,
+  operations: HostOperations = {},
+): Promise<ControlServer> {
   const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
-    route(registry, req, res).catch((err: unknown) => {
+    route(registry, operations, req, res).catch((err: unknown) => {
       if (!(err instanceof HostError)) log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'control request failed');
       sendError(res, err);
     });
   });
-  if ('fd' in where) {
+  let listening: net.Server = server;
+  if ('server' in where) {
+    // Passed by the previous host (a reload): its connections are served here.
+    listening = where.server;
+    listening.on('connection', (socket: net.Socket) => server.emit('connection', socket));
+  } else if ('fd' in where) {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ fd: where.fd }, resolve));
   } else {
     await listenOnPath(where.path, 0o600, server);
   }
   return {
+    server: listening,
     close: () =>
       new Promise<void>((resolve) => {
+        if (listening !== server) listening.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
 }
 
-async function route(registry: PodRegistry, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function route(registry: PodRegistry, operations: HostOperations, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://control');
   const method = req.method ?? 'GET';
+  if (url.pathname === '/upgrade') {
+    allow(method, ['POST']);
+    if (!operations.upgrade) throw new HostError(405, 'read-only', 'this process cannot be upgraded in place');
+    return sendJson(res, 200, await operations.upgrade());
+  }
   if (url.pathname === '/pods') {
     allow(method, ['GET']);
     return sendJson(res, 200, { pods: registry.list() });
@@ -100,6 +126,13 @@ async function attach(registry: PodRegistry, id: string, url: URL, res: http.Ser
   let headed = false;
   let closedByUs = false;
   const link: AttachLink = {
+    get socket() {
+      return res.socket ?? undefined;
+    },
+    release() {
+      closedByUs = true;
+      return res.socket;
+    },
     send(line) {
       if (!headed) {
         // No length and no chunked encoding: the body is a stream of lines until the connection closes.

@@ -1,8 +1,10 @@
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Loggers } from '../log/logger.js';
 import { ListenSocketError, removeStaleSocket } from '../proxy/listener.js';
-import { Pod, type PodEnd } from '../proxy/pod.js';
+import { Pod, type PodEnd, type PodOptions } from '../proxy/pod.js';
+import { capturePod, type PodCapture } from '../proxy/pod-handover.js';
 import { podSettingsOf, sameConfig, type PodConfig } from '../proxy/pod-settings.js';
 import { HostError } from './host-error.js';
 import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
@@ -15,7 +17,25 @@ export interface AttachLink {
   /** Ends the connection; after "ended ..." or when the host shuts down. */
   close(): void;
   onClose(listener: () => void): void;
+  /** The connection's socket, for a reload to hand over. */
+  readonly socket?: net.Socket;
+  /** A reload handed the connection to the next host: lets go of it without a word. */
+  release?(): net.Socket | null;
 }
+
+/** One pod as a reload hands it over (src/host/handover.ts). */
+export interface HandoverItem {
+  id: string;
+  config: PodConfig;
+  handle?: HandleRecord;
+  end?: PodEnd;
+  /** The live pod's state and sockets; absent for a pod that already ended. */
+  capture?: PodCapture;
+  /** The attached handle's connection. */
+  link?: net.Socket;
+}
+
+export type HandoverResult = { result: 'moved' } | { result: 'stayed'; reason: string } | { result: 'gone' };
 
 interface Entry {
   id: string;
@@ -49,6 +69,8 @@ export class Host {
   private readonly log: Logger;
   private readonly handleTimer: NodeJS.Timeout;
   private closing = false;
+  /** A reload is handing the pods to the next host: changes are refused meanwhile (503). */
+  private reloading = false;
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
@@ -80,6 +102,111 @@ export class Host {
     await this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
   }
 
+  // ---- reload (src/host/handover.ts) ------------------------------------------------------
+
+  /** While set, PUT, DELETE and attach are refused with 503 "reloading". */
+  setReloading(on: boolean): void {
+    this.reloading = on;
+  }
+
+  get isReloading(): boolean {
+    return this.reloading;
+  }
+
+  ids(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /**
+   * Hands pod `id` to the next host: stops it, takes its state (waiting up to `flushBoundMs`
+   * for its writes to reach the kernel), and lets `send` pass it on. Once `send` resolves true
+   * the pod is the next host's: this one lets go of it without a frame or a shutdown, and the
+   * clients it accepted meanwhile go to `late`. Otherwise the pod carries on here.
+   */
+  handOver(
+    id: string,
+    flushBoundMs: number,
+    send: (item: HandoverItem) => Promise<boolean>,
+    late: (id: string, client: net.Socket) => void,
+  ): Promise<HandoverResult> {
+    return this.serially(id, async (): Promise<HandoverResult> => {
+      const entry = this.entries.get(id);
+      if (!entry) return { result: 'gone' };
+      let capture: PodCapture | undefined;
+      if (entry.pod && !this.ended(entry)) {
+        const c = await capturePod(entry.pod, flushBoundMs);
+        if ('refused' in c) return { result: 'stayed', reason: c.refused };
+        capture = c;
+      }
+      const end = entry.pod?.end ?? entry.end;
+      const item: HandoverItem = {
+        id,
+        config: entry.config,
+        ...(entry.handle ? { handle: entry.handle } : {}),
+        ...(end && !capture ? { end } : {}),
+        ...(capture ? { capture } : {}),
+        ...(entry.link?.socket ? { link: entry.link.socket } : {}),
+      };
+      const ok = await send(item).catch(() => false);
+      if (!ok) {
+        entry.pod?.resume();
+        return { result: 'stayed', reason: 'the next host did not take it' };
+      }
+      this.entries.delete(id);
+      const linkSocket = entry.link?.release?.();
+      entry.link = undefined;
+      linkSocket?.destroy(); // this process's descriptor only: the handle stays connected
+      for (const client of entry.pod?.release((c) => late(id, c)) ?? []) late(id, client);
+      return { result: 'moved' };
+    });
+  }
+
+  /** A pod the previous host handed over (see handOver): listed and watched as if created here. */
+  adopt(item: Omit<HandoverItem, 'capture' | 'link'>, pod: Pod | null, link?: AttachLink): void {
+    const entry: Entry = {
+      id: item.id,
+      config: item.config,
+      pod,
+      ...(item.end ? { end: item.end } : {}),
+      ...(item.handle ? { handle: item.handle } : {}),
+    };
+    this.entries.set(item.id, entry);
+    if (pod) void pod.whenEnded().then((end) => this.podEnded(entry, end));
+    if (link) {
+      entry.link = link;
+      link.onClose(() => this.handleLeft(entry, link));
+    }
+  }
+
+  /** The options a pod of this host runs with (for an adopted pod). */
+  podOptions(id: string, config: PodConfig): PodOptions {
+    const { proxy, agent, writer } = this.options.loggers;
+    // The agent logger is only used by a console relay: no child for pods without one.
+    const loggers: Loggers = { proxy: proxy.child({ sandbox: id }), agent: config.agentLogsSocket ? agent.child({ sandbox: id }) : agent, writer };
+    if (config.logLevel) {
+      loggers.proxy.level = config.logLevel;
+      if (config.agentLogsSocket) loggers.agent.level = config.logLevel;
+    }
+    return {
+      settings: podSettingsOf(config),
+      loggers,
+      logShare: id,
+      ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
+    };
+  }
+
+  /** A client the previous host accepted after handing this pod over. */
+  lateClient(id: string, client: net.Socket): void {
+    const pod = this.entries.get(id)?.pod;
+    if (pod && !pod.end) pod.acceptLate(client);
+    else client.destroy();
+  }
+
+  /** Writes the state file now (after an adoption). */
+  persist(): Promise<void> {
+    return this.save();
+  }
+
   /** Pods listed, live or ended. */
   get size(): number {
     return this.entries.size;
@@ -98,6 +225,7 @@ export class Host {
   async put(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number } = {}): Promise<{ status: 200 | 201; pod: PodView }> {
     const { status, entry } = await this.serially(id, async () => {
       if (this.closing) throw shuttingDown();
+      if (this.reloading) throw reloading();
       const handle = options.handlePid !== undefined ? handleOf(options.handlePid) : undefined;
       const existing = this.entries.get(id);
       if (existing && !this.ended(existing)) {
@@ -146,10 +274,11 @@ export class Host {
   }
 
   /** DELETE /pods/ID: the orderly stop of that pod alone; the final view. */
-  remove(id: string): Promise<PodView> {
+  remove(id: string, byHandle = false): Promise<PodView> {
     return this.serially(id, async () => {
       const entry = this.entries.get(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
+      if (this.reloading && !byHandle) throw reloading();
       const end = (await entry.pod?.stop()) ?? entry.end;
       const view = this.view(entry);
       this.entries.delete(id);
@@ -168,6 +297,7 @@ export class Host {
     return this.serially(id, async () => {
       const entry = this.entries.get(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
+      if (this.reloading) throw reloading();
       if (entry.link) throw new HostError(409, 'handle-attached', `pod ${id} already has a handle attached`);
       entry.handle = handleOf(pid);
       entry.link = link;
@@ -194,19 +324,7 @@ export class Host {
   }
 
   private newPod(id: string, config: PodConfig): Pod {
-    const { proxy, agent, writer } = this.options.loggers;
-    // The agent logger is only used by a console relay: no child for pods without one.
-    const loggers: Loggers = { proxy: proxy.child({ sandbox: id }), agent: config.agentLogsSocket ? agent.child({ sandbox: id }) : agent, writer };
-    if (config.logLevel) {
-      loggers.proxy.level = config.logLevel;
-      if (config.agentLogsSocket) loggers.agent.level = config.logLevel;
-    }
-    return new Pod({
-      settings: podSettingsOf(config),
-      loggers,
-      logShare: id,
-      ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
-    });
+    return new Pod(this.podOptions(id, config));
   }
 
   private async startPod(entry: Entry): Promise<void> {
@@ -238,7 +356,7 @@ export class Host {
     if (entry.link !== link || this.closing) return;
     entry.link = undefined;
     this.log.info({ sandbox: entry.id }, 'the handle of this pod disconnected; removing the pod');
-    this.remove(entry.id).catch(() => {});
+    this.remove(entry.id, true).catch(() => {});
   }
 
   /** Pods restored with a handle that has not re-attached: gone handles take their pod along. */
@@ -247,7 +365,7 @@ export class Host {
       if (e.handle && !e.link && !isSameProcess(e.handle.pid, e.handle.startTime)) {
         this.log.info({ sandbox: e.id, pid: e.handle.pid }, 'the handle of this pod is gone; removing the pod');
         e.handle = undefined;
-        this.remove(e.id).catch(() => {});
+        this.remove(e.id, true).catch(() => {});
       }
     }
   }
@@ -286,6 +404,10 @@ export class Host {
     });
     return result;
   }
+}
+
+function reloading(): HostError {
+  return new HostError(503, 'reloading', 'the host is handing its pods to its next version; retry in a moment');
 }
 
 function shuttingDown(): HostError {

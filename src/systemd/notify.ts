@@ -64,6 +64,16 @@ export class SystemdNotifier {
     this.sd?.sendState(`STATUS=${this.lastStatus}`);
   }
 
+  /** A reload began (systemctl shows "reloading" until READY=1 comes, from this process or its successor). */
+  reloading(): void {
+    this.sd?.sendState(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+  }
+
+  /** The service's main process is now `pid` (a reload's successor; NotifyAccess=main lets only us say so). */
+  mainPid(pid: number): void {
+    this.sd?.sendState(`MAINPID=${pid}`);
+  }
+
   stopping(): void {
     this.sd?.sendState('STOPPING=1');
   }
