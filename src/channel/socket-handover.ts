@@ -25,7 +25,7 @@ export function stopReading(socket: net.Socket): void {
   handle.readStop();
 }
 
-/** Undoes stopReading (a handover that did not happen). */
+/** Undoes stopReading (a handover that did not happen, or a socket that arrived from another process). */
 export function resumeReading(socket: net.Socket): void {
   const handle = handleOf(socket);
   if (!handle || handle.reading || socket.destroyed) return;

@@ -36,6 +36,7 @@ export type ToSuccessor =
   | { t: 'handle'; id: string; index: number }
   | { t: 'pod'; pod: PodMessage }
   | { t: 'late'; id: string }
+  | { t: 'late-control' }
   | { t: 'control' }
   | { t: 'done'; moved: number }
   | { t: 'main' };
@@ -48,6 +49,12 @@ export type FromSuccessor =
   | { t: 'failed'; id: string; reason: string }
   | { t: 'serving' }
   | { t: 'ready' };
+
+/** What a host announces: its formats, or (KATA_PROXY_TEST_FAULT=offer-pod-version:N, tests only) a pod version it does not write. */
+export function offeredFormats(env: NodeJS.ProcessEnv = process.env): Formats {
+  const fault = /^offer-pod-version:(\d+)$/.exec(env.KATA_PROXY_TEST_FAULT ?? '');
+  return fault ? { ...FORMATS, pod: Number(fault[1]) } : FORMATS;
+}
 
 /** Why the successor cannot read what this host writes, or null when it can. */
 export function refusalOf(offered: Formats): string | null {

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { SystemdNotifier } from '../systemd/notify.js';
 import { HostError } from './host-error.js';
 import type { Host, HandoverItem } from './host.js';
-import { FORMATS, HANDOVER_ENV, type FromSuccessor, type PodMessage, type ToSuccessor } from './handover-protocol.js';
+import { FORMATS, HANDOVER_ENV, offeredFormats, type FromSuccessor, type PodMessage, type ToSuccessor } from './handover-protocol.js';
 import type { PodRecord } from './state-file.js';
 
 export interface ReloadOptions {
@@ -57,7 +57,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
   log.info({ pid: successor.pid, program: successor.program }, 'reload: the new version is starting');
   const moved: PodRecord[] = [];
   try {
-    successor.send({ t: 'offer', formats: options.formats ?? FORMATS });
+    successor.send({ t: 'offer', formats: options.formats ?? offeredFormats() });
     const answer = await successor.next(['accept', 'refuse'], stepMs);
     if (answer.t === 'refuse') throw new HostError(422, 'reload-refused', `the new version refused the reload: ${answer.reason}`);
     let waiting = host.ids();
@@ -82,6 +82,9 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
       if (waiting.length > 0) await new Promise((r) => setTimeout(r, 100));
     }
     successor.send({ t: 'control' }, options.control);
+    // This process still accepts on the control socket until it exits: those go to the new one.
+    options.control.removeAllListeners('connection');
+    options.control.on('connection', (socket: net.Socket) => successor.late(null, socket));
     successor.send({ t: 'done', moved: moved.length });
     await successor.next(['serving'], stepMs);
     notifier.mainPid(successor.pid);
@@ -188,14 +191,15 @@ export class Successor {
     }
   }
 
-  /** A client this process accepted after its pod moved. */
-  late(id: string, client: net.Socket): void {
+  /** A client this process accepted after its pod moved (id null: on the control socket). */
+  late(id: string | null, client: net.Socket): void {
     if (this.dead || !this.proc.connected) {
       client.destroy();
       return;
     }
     this.lateInFlight++;
-    this.proc.send({ t: 'late', id } satisfies ToSuccessor, client, { keepOpen: false }, () => this.lateInFlight--);
+    const message: ToSuccessor = id === null ? { t: 'late-control' } : { t: 'late', id };
+    this.proc.send(message, client, { keepOpen: false }, () => this.lateInFlight--);
   }
 
   /** Resolves once every late client has been passed on. */

@@ -2,6 +2,7 @@
 // formats, adopt each pod as it comes, take the control socket, and become the main process.
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { stopReading } from '../channel/socket-handover.js';
 import { adoptPod, prepareSocket, type Handle } from '../proxy/pod-handover.js';
 import type { AttachLink, Host } from './host.js';
 import { refusalOf, type FromSuccessor, type ToSuccessor } from './handover-protocol.js';
@@ -47,6 +48,9 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
           return;
         }
         case 'handle': {
+          // Node started reading it on arrival (nothing came in yet: this runs in the same tick).
+          // Until the pod is ours, every byte must stay in the kernel for the running host.
+          if (handle instanceof net.Socket) stopReading(handle);
           const list = handles.get(m.id) ?? [];
           if (handle) list[m.index] = handle;
           handles.set(m.id, list);
@@ -71,6 +75,12 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
         }
         case 'late':
           if (handle instanceof net.Socket) host.lateClient(m.id, prepareSocket(handle));
+          return;
+        case 'late-control':
+          if (handle instanceof net.Socket) {
+            if (control) control.emit('connection', handle);
+            else handle.destroy();
+          }
           return;
         case 'control':
           if (handle instanceof net.Server) control = handle;

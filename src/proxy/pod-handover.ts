@@ -1,7 +1,7 @@
 // A pod moved to another process without its guest or clients noticing: every socket passes as a
 // descriptor, the rest as one JSON document (PodState). See src/host/handover.ts for the protocol.
 import net from 'node:net';
-import { unreadBytes, whenFlushed } from '../channel/socket-handover.js';
+import { resumeReading, unreadBytes, whenFlushed } from '../channel/socket-handover.js';
 import { checkSnapshot, type GoAwayCode, type SessionSnapshot } from '../yamux/index.js';
 import type { ConsoleRelayState } from '../channel/console-relay.js';
 import { Pod, type PodOptions, type PodParts } from './pod.js';
@@ -86,10 +86,15 @@ export function checkPodState(value: unknown): PodState {
   return s as PodState;
 }
 
-/** A socket as another process left it: its unread bytes first, half-close as the proxy uses it. */
+/**
+ * A socket as another process left it: its unread bytes first, half-close as the proxy uses it,
+ * and reading started again at the handle (stopped on arrival; Node's Readable still believes a
+ * read is posted, so it would not start it by itself).
+ */
 export function prepareSocket(socket: net.Socket, unread = ''): net.Socket {
   socket.allowHalfOpen = true;
   if (unread) socket.unshift(Buffer.from(unread, 'base64'));
+  resumeReading(socket);
   return socket;
 }
 
