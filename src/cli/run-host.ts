@@ -57,6 +57,7 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
     log.info({ pods: host.size, moved: takeover.moved }, 'host ready (reloaded)');
     systemd.notifier.ready();
     status(host);
+    systemd.notifier.repeatStatus();
     takeover.ready();
   } else {
     let records;

@@ -58,6 +58,15 @@ export class SystemdNotifier {
     this.statusTimer.unref();
   }
 
+  /** Sends the last status again (a reload's successor: what it said before it was main was not heard). */
+  repeatStatus(): void {
+    const text = this.pendingStatus;
+    this.lastStatus = '';
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    this.statusTimer = null;
+    this.status(text);
+  }
+
   private flushStatus(): void {
     if (this.pendingStatus === this.lastStatus) return;
     this.lastStatus = this.pendingStatus;

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { findGoPeer, startGoPeer, type GoPeer } from '../helpers/go-peer.js';
 import { perTest } from '../helpers/per-test.js';
 import { attachRaw, control, eventually, podBody } from './helpers.js';
+import { readdirSync } from 'node:fs';
+import { NotifyReceiver } from '../helpers/notify-receiver.js';
 import { download, gone, HostProcess, rpcLoop, upload, type Exchange } from './reload-helpers.js';
 
 const GO_PEER = await findGoPeer();
@@ -68,39 +70,23 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     t.cleanups.push(() => links.forEach((l) => l.socket.destroy()));
     await eventually(() => links.every((l) => l.text().endsWith('attached\n')));
 
-    console.log('pods up');
     const rounds = { n: 0, lastMs: [] as number[] };
     const { loops, bulk } = startTraffic(PODS, rounds);
     const pids = [host.pid];
-    const dump = setTimeout(async () => {
-      console.log('DUMP rounds', rounds.n, 'first alive', host.first.exitCode, [...loops, ...bulk].flatMap((e) => e.problems));
-      for (let p = 0; p < PODS; p++) console.log(JSON.stringify((await control(host.socket, 'GET', `/pods/${p}`)).json.streamDetail.map((s: any) => [s.id, s.bytesIn, s.bytesOut, s.bufferedIn, s.bufferedOut, s.sendWindow, s.recvWindow])));
-      console.log(host.lines.filter((l) => !/heartbeat|client (dis)?connected|stream closed/.test(l)).slice(-30).join('\n'));
-    }, 15000);
-    t.cleanups.push(() => clearTimeout(dump));
     for (let r = 0; r < 3; r++) {
       await sleep(100 + Math.floor(Math.random() * 300));
       const before = rounds.n;
-      console.log('reload', r, 'start', rounds.n);
       const answer = await host.reload();
-      console.log('reload', r, answer.status, JSON.stringify(answer.json), rounds.n);
       expect(answer.status, JSON.stringify(answer.json)).toBe(200);
       expect(answer.json).toMatchObject({ moved: PODS, stayed: [] });
       pids.push(host.pid);
       expect(rounds.n).toBeGreaterThanOrEqual(before);
     }
     expect(await host.firstExit).toBe(0);
-    console.log('first exited');
     for (const pid of pids.slice(1, -1)) await gone(pid);
-    console.log('all gone');
-    const pending = new Set(bulk.map((b) => b.name));
-    bulk.forEach((b) => b.done.then(() => pending.delete(b.name)));
-    const dbg = setTimeout(() => console.log('PENDING', [...pending], bulk.flatMap((b) => b.problems), host.lines.filter((l) => !/level=info/.test(l)).slice(-20).join('\n')), 20000);
     await Promise.all(bulk.map((b) => b.done));
-    clearTimeout(dbg);
     for (const l of loops) l.stop();
     await Promise.all(loops.map((l) => l.done));
-    console.log('loops done');
     expect([...loops, ...bulk].flatMap((e) => e.problems)).toEqual([]);
     expect(rounds.n).toBeGreaterThan(PODS * 4 * 3);
     guestsUntouched(guests);
@@ -199,4 +185,48 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(host.pid).not.toBe(first);
     guestsUntouched(guests);
   }, 60_000);
+
+  it('systemd: RELOADING=1 and MAINPID= from the old process, READY=1, STATUS and the watchdog from the new one', async () => {
+    const receiver = new NotifyReceiver(t.tmp.socket('notify'));
+    t.cleanups.push(() => receiver.close());
+    await receiver.ready();
+    const host = await startHost({ NOTIFY_SOCKET: receiver.address, WATCHDOG_USEC: '200000' });
+    await startPods(host, 2);
+    await receiver.waitFor((m) => m === 'STATUS=2 pods');
+    const answer = await host.reload();
+    expect(answer.status).toBe(200);
+    expect(await host.firstExit).toBe(0);
+    const mainPid = receiver.messages.indexOf(`MAINPID=${host.pid}`);
+    const reloading = receiver.messages.indexOf('RELOADING=1');
+    expect(reloading).toBeGreaterThan(receiver.messages.indexOf('READY=1'));
+    expect(mainPid).toBeGreaterThan(reloading);
+    // The new process: READY=1 after MAINPID=, its own STATUS=, and watchdog pings once the old one is gone.
+    await receiver.waitFor((m) => m === 'READY=1' && receiver.messages.lastIndexOf('READY=1') > mainPid);
+    await eventually(() => receiver.messages.slice(mainPid).includes('STATUS=2 pods'));
+    const pings = receiver.messages.filter((m) => m === 'WATCHDOG=1').length;
+    await eventually(() => receiver.messages.filter((m) => m === 'WATCHDOG=1').length > pings + 2);
+  }, 60_000);
+
+  it('20 reloads in a row leave no descriptor or memory growth', async () => {
+    const host = await startHost();
+    await startPods(host, 3);
+    const rounds = { n: 0, lastMs: [] as number[] };
+    const loops = [0, 1, 2].map((p) => rpcLoop(t.tmp.socket(`p-${p}`), `pod${p}`, rounds));
+    const usage = (pid: number) => {
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+      return { fds: readdirSync(`/proc/${pid}/fd`).length, rss };
+    };
+    const seen: { fds: number; rss: number }[] = [];
+    for (let i = 0; i < 20; i++) {
+      expect((await host.reload()).status).toBe(200);
+      await sleep(50);
+      seen.push(usage(host.pid));
+    }
+    for (const l of loops) l.stop();
+    await Promise.all(loops.map((l) => l.done));
+    expect(loops.flatMap((l) => l.problems)).toEqual([]);
+    expect(seen.at(-1)!.fds).toBeLessThanOrEqual(seen[1]!.fds);
+    // A fresh process each time: its memory does not carry anything over from the previous ones.
+    expect(seen.at(-1)!.rss).toBeLessThan(seen[1]!.rss * 1.5);
+  }, 120_000);
 });
