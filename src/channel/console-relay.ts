@@ -80,6 +80,11 @@ export class ConsoleRelay {
     if (this.socket) resumeReading(this.socket);
   }
 
+  /** The console connection now (a reload passes it to the next host at its start). */
+  get connection(): net.Socket | null {
+    return this.socket && !this.socket.destroyed ? this.socket : null;
+  }
+
   /** Handed over: lets go of the connection (its new owner reads it) and stops. */
   release(): void {
     this.abort.abort();

@@ -4,6 +4,8 @@ import { readableBytes } from '../yamux/snapshot.js';
 /** The libuv handle behind a net.Socket (internal API, stable since Node 0.x). */
 interface StreamHandle {
   reading: boolean;
+  /** Set by stopReading: resumeReading restarts only what it stopped. */
+  stoppedForHandover?: boolean;
   readStop(): number;
   readStart(): number;
   readonly writeQueueSize?: number;
@@ -22,14 +24,25 @@ export function stopReading(socket: net.Socket): void {
   const handle = handleOf(socket);
   if (!handle || !handle.reading) return;
   handle.reading = false;
+  handle.stoppedForHandover = true;
   handle.readStop();
 }
 
 /** Undoes stopReading (a handover that did not happen, or a socket that arrived from another process). */
 export function resumeReading(socket: net.Socket): void {
   const handle = handleOf(socket);
+  if (!handle?.stoppedForHandover) return;
+  handle.stoppedForHandover = false;
+  restartReading(socket);
+}
+
+/**
+ * Starts reading at the handle whatever Node's Readable believes (it may think a read is still
+ * posted, and would then never post one).
+ */
+export function restartReading(socket: net.Socket): void {
+  const handle = handleOf(socket);
   if (!handle || handle.reading || socket.destroyed) return;
-  if (socket.isPaused() && socket.readableFlowing === false) return; // its owner paused it: it resumes it
   handle.reading = true;
   handle.readStart();
 }

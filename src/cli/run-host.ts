@@ -86,9 +86,12 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
   if (typeof stop !== 'string') {
     // Reloaded: the pods, the listen sockets and the control socket are the new process's. Nothing
     // is closed here (closing a listen socket would remove its path): the descriptors go with us.
+    control.handOff();
     await handOverRest(host, stop, log);
     systemd.notifier.stop();
     await loggers.writer.flush();
+    // Connections accepted until now went to the new process; none can come between this check and the exit.
+    await stop.lateSent();
     process.exit(ExitStatus.Ok);
   }
   const signal = stop;
@@ -119,8 +122,6 @@ async function handOverRest(host: Host, successor: Successor, log: Loggers['prox
       if (result.result === 'moved') log.info({ sandbox: id }, 'reload: pod handed over late');
     }
   }
-  await successor.lateSent();
-  successor.detach();
 }
 
 /**

@@ -21,6 +21,8 @@ export interface ControlServer {
   /** The listening socket (a reload hands it to the next host). */
   readonly server: net.Server;
   close(): Promise<void>;
+  /** Another process serves the socket now: idle keep-alive connections close, answers say Connection: close. */
+  handOff(): void;
 }
 
 /** Operations of the process rather than of its pods. */
@@ -42,7 +44,9 @@ export async function serveControl(
   log: Logger,
   operations: HostOperations = {},
 ): Promise<ControlServer> {
+  let handedOff = false;
   const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    if (handedOff || req.url === '/upgrade') res.setHeader('Connection', 'close');
     route(registry, operations, req, res).catch((err: unknown) => {
       if (!(err instanceof HostError)) log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'control request failed');
       sendError(res, err);
@@ -60,6 +64,10 @@ export async function serveControl(
   }
   return {
     server: listening,
+    handOff: () => {
+      handedOff = true;
+      server.closeIdleConnections();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         if (listening !== server) listening.close();

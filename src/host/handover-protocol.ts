@@ -11,6 +11,9 @@ export const HANDOVER_ENV = 'KATA_PROXY_HANDOVER';
 
 export const HANDOVER_PROTOCOL_VERSION = 1;
 
+/** The first descriptor of the sockets a successor inherits at its start (0-2 stdio, 3 IPC). */
+export const FIRST_INHERITED_FD = 4;
+
 /** The formats a host writes; its successor refuses the reload unless it reads every one. */
 export interface Formats {
   protocol: number;
@@ -28,11 +31,16 @@ export interface PodMessage {
   state?: PodState;
   /** Index of the attached handle's connection among the pod's handles. */
   link?: number;
+  /**
+   * Per handle: the descriptor the successor inherited it as at its start, or null when it
+   * comes in a 'handle' message (a socket accepted since).
+   */
+  fds: (number | null)[];
 }
 
 /** From the running host to its successor. */
 export type ToSuccessor =
-  | { t: 'offer'; formats: Formats }
+  | { t: 'offer'; formats: Formats; inherited: number }
   | { t: 'handle'; id: string; index: number }
   | { t: 'pod'; pod: PodMessage }
   | { t: 'late'; id: string }

@@ -113,6 +113,11 @@ export class Host {
     return this.reloading;
   }
 
+  /** Every socket of every pod and handle link now (a reload passes them to the next host at its start). */
+  sockets(): (net.Socket | net.Server)[] {
+    return [...this.entries.values()].flatMap((e) => [...(e.pod?.sockets() ?? []), ...(e.link?.socket ? [e.link.socket] : [])]);
+  }
+
   ids(): string[] {
     return [...this.entries.keys()];
   }

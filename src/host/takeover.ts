@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import { stopReading } from '../channel/socket-handover.js';
 import { adoptPod, prepareSocket, type Handle } from '../proxy/pod-handover.js';
 import type { AttachLink, Host } from './host.js';
-import { refusalOf, type FromSuccessor, type ToSuccessor } from './handover-protocol.js';
+import { closeSync } from 'node:fs';
+import { LISTENER_OPTIONS } from '../proxy/listener.js';
+import { FIRST_INHERITED_FD, refusalOf, type FromSuccessor, type ToSuccessor } from './handover-protocol.js';
 
 export interface Takeover {
   /** The control socket's listening server, passed last. */
@@ -30,6 +32,9 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
   let mainResolve: (() => void) | null = null;
   const main = new Promise<void>((r) => (mainResolve = r));
   let pods = 0;
+  /** Descriptors inherited at start (FIRST_INHERITED_FD on), and those a pod took. */
+  let inherited = 0;
+  const used = new Set<number>();
   return new Promise((resolve, reject) => {
     const onDisconnect = () => reject(new Error('the running host went away during the reload'));
     process.once('disconnect', onDisconnect);
@@ -44,6 +49,7 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
             process.disconnect();
             return;
           }
+          inherited = m.inherited;
           send({ t: 'accept' });
           return;
         }
@@ -61,6 +67,11 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
           const list = handles.get(m.pod.id) ?? [];
           handles.delete(m.pod.id);
           try {
+            m.pod.fds.forEach((fd, index) => {
+              if (fd === null) return;
+              used.add(fd);
+              list[index] = fromInherited(fd, index === m.pod.state?.server);
+            });
             const { state, link, ...item } = m.pod;
             const pod = state ? adoptPod(host.podOptions(item.id, item.config), state, list) : null;
             const linkSocket = link === undefined ? undefined : list[link];
@@ -87,6 +98,10 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
           return;
         case 'done':
           process.off('disconnect', onDisconnect);
+          // Sockets of pods that did not move (or closed meanwhile): not ours.
+          for (let fd = FIRST_INHERITED_FD; fd < FIRST_INHERITED_FD + inherited; fd++) {
+            if (!used.has(fd)) closeQuietly(fd);
+          }
           if (!control) return reject(new Error('the control socket did not arrive'));
           resolve({
             control,
@@ -108,6 +123,20 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
       }
     });
   });
+}
+
+/** A socket inherited at start, as the object the pod expects; reading starts at adoption. */
+function fromInherited(fd: number, server: boolean): Handle {
+  if (server) return net.createServer(LISTENER_OPTIONS).listen({ fd });
+  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // not open
+  }
 }
 
 /** The per-pod handle's connection after a reload: its HTTP head was sent by the old host. */

@@ -149,6 +149,15 @@ export class Pod extends EventEmitter implements FaultOwner {
     return { createdAt: this.createdAt, server: this.server!, proxy: this.proxy!.parts(), console: this.relay?.suspend() ?? null };
   }
 
+  /** Every socket the pod holds now: listen socket, guest channel, clients, console. */
+  sockets(): (net.Socket | net.Server)[] {
+    if (this.endInfo || !this.server) return [];
+    const out: (net.Socket | net.Server)[] = [this.server, ...(this.proxy?.sockets() ?? [])];
+    const consoleSocket = this.relay?.connection;
+    if (consoleSocket) out.push(consoleSocket);
+    return out;
+  }
+
   /** The handover did not happen: the pod carries on here. */
   resume(): void {
     this.proxy?.resume();

@@ -139,6 +139,13 @@ export class Proxy extends EventEmitter {
     };
   }
 
+  /** The guest channel and every client socket now (a reload passes them to the next host at its start). */
+  sockets(): net.Socket[] {
+    const out = [...this.clients.keys(), ...this.pending];
+    if (this.channel instanceof net.Socket) out.push(this.channel);
+    return out;
+  }
+
   /** The handover did not happen: carry on. */
   resume(): void {
     if (!this.suspended) return;

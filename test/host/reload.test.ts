@@ -196,10 +196,11 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     const answer = await host.reload();
     expect(answer.status).toBe(200);
     expect(await host.firstExit).toBe(0);
+    await receiver.waitFor((m) => m === `MAINPID=${host.pid}`);
     const mainPid = receiver.messages.indexOf(`MAINPID=${host.pid}`);
     const reloading = receiver.messages.indexOf('RELOADING=1');
     expect(reloading).toBeGreaterThan(receiver.messages.indexOf('READY=1'));
-    expect(mainPid).toBeGreaterThan(reloading);
+    expect(mainPid, JSON.stringify(receiver.messages)).toBeGreaterThan(reloading);
     // The new process: READY=1 after MAINPID=, its own STATUS=, and watchdog pings once the old one is gone.
     await receiver.waitFor((m) => m === 'READY=1' && receiver.messages.lastIndexOf('READY=1') > mainPid);
     await eventually(() => receiver.messages.slice(mainPid).includes('STATUS=2 pods'));
