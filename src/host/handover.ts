@@ -37,6 +37,9 @@ export interface ReloadReport {
 /** Rounds over the pods that could not move yet (a client or guest not reading). */
 const RETRY_ROUNDS = 3;
 
+/** Pods being handed over at once. */
+const IN_FLIGHT = 8;
+
 /** One reload at a time; the running one is refused a second (409). */
 let running: Promise<ReloadReport> | null = null;
 
@@ -65,19 +68,23 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     const stayed = new Map<string, string>();
     for (let round = 0; round < RETRY_ROUNDS && waiting.length > 0; round++) {
       const again: string[] = [];
-      for (const id of waiting) {
-        const result = await host.handOver(
-          id,
-          options.flushBoundMs ?? 1000,
-          (item) => successor.takePod(item, stepMs).then((ok) => (ok && moved.push(recordOf(item)), ok)),
-          (podId, client) => successor.late(podId, client),
-        );
-        if (result.result === 'stayed') {
-          stayed.set(id, result.reason);
-          again.push(id);
-          if (successor.dead) break;
-        } else stayed.delete(id);
-      }
+      const queue = [...waiting];
+      // A few pods in flight at once: each is still stopped, sent and committed alone.
+      const worker = async (): Promise<void> => {
+        for (let id = queue.shift(); id !== undefined && !successor.dead; id = queue.shift()) {
+          const result = await host.handOver(
+            id,
+            options.flushBoundMs ?? 1000,
+            (item) => successor.takePod(item, stepMs).then((ok) => (ok && moved.push(recordOf(item)), ok)),
+            (podId, client) => successor.late(podId, client),
+          );
+          if (result.result === 'stayed') {
+            stayed.set(id, result.reason);
+            again.push(id);
+          } else stayed.delete(id);
+        }
+      };
+      await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
       if (successor.dead) throw successor.dead;
       waiting = again;
       if (waiting.length > 0) await new Promise((r) => setTimeout(r, 100));
@@ -120,7 +127,7 @@ function recordOf(item: HandoverItem): PodRecord {
 export class Successor {
   dead: Error | null = null;
   private readonly inbox: FromSuccessor[] = [];
-  private waiter: (() => void) | null = null;
+  private readonly waiters = new Set<() => void>();
   /** Sockets handed over after their pod (accepted late): the last one must be on its way before we exit. */
   private lateInFlight = 0;
 
@@ -133,15 +140,15 @@ export class Successor {
   ) {
     proc.on('message', (m: FromSuccessor) => {
       this.inbox.push(m);
-      this.waiter?.();
+      this.wakeAll();
     });
     proc.once('exit', (code, signal) => {
       this.dead = new Error(`the new process exited (${signal ?? `status ${code}`})`);
-      this.waiter?.();
+      this.wakeAll();
     });
     proc.on('error', (err) => {
       this.dead ??= err;
-      this.waiter?.();
+      this.wakeAll();
     });
   }
 
@@ -207,7 +214,7 @@ export class Successor {
         if (pod.fds[index] === null) this.send({ t: 'handle', id: item.id, index }, h);
       });
       this.send({ t: 'pod', pod });
-      const answer = await this.next(['took', 'failed'], timeoutMs);
+      const answer = await this.next(['took', 'failed'], timeoutMs, item.id);
       return answer.t === 'took';
     } catch (err) {
       // No answer: it must not run the pod later while this process resumes it.
@@ -233,24 +240,30 @@ export class Successor {
     while (this.lateInFlight > 0) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /** The next message of one of `kinds`; rejects if the process dies or `timeoutMs` passes. */
-  async next<K extends FromSuccessor['t']>(kinds: K[], timeoutMs: number): Promise<Extract<FromSuccessor, { t: K }>> {
+  /** The next message of one of `kinds` (for pod `id`, if given); rejects if the process dies or `timeoutMs` passes. */
+  async next<K extends FromSuccessor['t']>(kinds: K[], timeoutMs: number, id?: string): Promise<Extract<FromSuccessor, { t: K }>> {
     const deadline = Date.now() + timeoutMs;
+    const wanted = (m: FromSuccessor) => (kinds as string[]).includes(m.t) && (id === undefined || ('id' in m && m.id === id));
     for (;;) {
-      const i = this.inbox.findIndex((m) => (kinds as string[]).includes(m.t));
+      const i = this.inbox.findIndex(wanted);
       if (i >= 0) return this.inbox.splice(i, 1)[0] as Extract<FromSuccessor, { t: K }>;
       if (this.dead) throw this.dead;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`the new process did not answer (${kinds.join('/')}) within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiter = () => {
+        const wake = () => {
           clearTimeout(t);
-          this.waiter = null;
+          this.waiters.delete(wake);
           resolve();
         };
+        const t = setTimeout(wake, left);
+        this.waiters.add(wake);
       });
     }
+  }
+
+  private wakeAll(): void {
+    for (const wake of [...this.waiters]) wake();
   }
 
   kill(): void {
