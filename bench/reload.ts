@@ -26,6 +26,8 @@ export interface ReloadRun {
   requestMs: number;
   moved: number;
   stayed: number;
+  /** How long each pod was stopped, as the running host measured it (ms). */
+  pausedMs: { p50: number; p99: number; max: number };
   /** 64-byte round trips of the timed clients while the reload ran. */
   rtt: { samples: number; p50Ms: number; p99Ms: number; maxMs: number };
   oldPeak: MemSample;
@@ -134,7 +136,7 @@ async function oneRun(dir: string, pods: number, connections: number, errors: st
     const t1 = performance.now();
     clearInterval(watchNew);
     if (answer.status !== 200) throw new Error(`reload: ${answer.status} ${JSON.stringify(answer.body)}`);
-    const report = answer.body as { pid: number; ms: number; moved: number; stayed: unknown[] };
+    const report = answer.body as { pid: number; ms: number; moved: number; stayed: unknown[]; pausedMs: ReloadRun['pausedMs'] };
     pids.push(report.pid);
     newPeak ??= new PeakSampler(report.pid, 20);
     await sleep(300);
@@ -149,6 +151,7 @@ async function oneRun(dir: string, pods: number, connections: number, errors: st
       requestMs: t1 - t0,
       moved: report.moved,
       stayed: report.stayed.length,
+      pausedMs: report.pausedMs,
       rtt: { samples: during.length, p50Ms: pc.p50, p99Ms: pc.p99, maxMs: Math.max(...during) },
       oldPeak: oldMem,
       newPeak: newMem,
@@ -205,6 +208,7 @@ export function reloadSection(r: ReloadFigures): string {
     `${x.pods} pods × ${x.connections} connections`,
     String(x.reloadMs),
     `${x.moved}/${x.pods}`,
+    `${x.pausedMs.p50} / ${x.pausedMs.p99} / ${x.pausedMs.max}`,
     x.rtt.p99Ms.toFixed(2),
     x.rtt.maxMs.toFixed(1),
     String(x.rtt.samples),
@@ -214,7 +218,7 @@ export function reloadSection(r: ReloadFigures): string {
   const errors = r.errors.length > 0 ? `\n\n${r.errors.length} errors: ${r.errors.slice(0, 3).join('; ')}` : '';
   return (
     `## Reload (bench/reload.ts): every pod handed to a new process, live\n\n` +
-    table(['', 'reload, ms', 'pods moved', '64-byte RTT p99 during it, ms', 'max, ms', 'RTTs', 'old process peak RSS, MiB', 'new process peak RSS, MiB'], rows) +
+    table(['', 'reload, ms', 'pods moved', 'pod stopped p50 / p99 / max, ms', '64-byte RTT p99 during it, ms', 'max, ms', 'RTTs', 'old process peak RSS, MiB', 'new process peak RSS, MiB'], rows) +
     errors
   );
 }
@@ -223,6 +227,7 @@ export function reloadFigures(r: ReloadFigures): Figure[] {
   return r.runs.flatMap((x) => [
     { key: `reload.${x.pods}.ms`, value: x.reloadMs, unit: 'ms', better: 'lower' as const },
     { key: `reload.${x.pods}.rttP99Ms`, value: x.rtt.p99Ms, unit: 'ms', better: 'lower' as const },
+    { key: `reload.${x.pods}.pausedP99Ms`, value: x.pausedMs.p99, unit: 'ms', better: 'lower' as const },
   ]);
 }
 

@@ -32,13 +32,19 @@ export interface ReloadReport {
   /** Pods that could not move (they carry on in this process, which stays until they do). */
   stayed: { id: string; reason: string }[];
   ms: number;
+  /** How long the moved pods were stopped, ms: median, 99th percentile, longest. */
+  pausedMs: { p50: number; p99: number; max: number };
 }
 
 /** Rounds over the pods that could not move yet (a client or guest not reading). */
 const RETRY_ROUNDS = 3;
 
-/** Pods being handed over at once. */
-const IN_FLIGHT = 8;
+/**
+ * Pods being handed over at once. The new process takes them one after the other, so each one
+ * in flight adds to the others' pause: measured at 100 pods, 1 in flight stops a pod 2.5 ms
+ * (median; 18 ms p99) for a 0.65 s reload, 8 in flight 13 ms (38 ms) for 0.5 s.
+ */
+const IN_FLIGHT = 1;
 
 /** One reload at a time; the running one is refused a second (409). */
 let running: Promise<ReloadReport> | null = null;
@@ -66,6 +72,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     if (answer.t === 'refuse') throw new HostError(422, 'reload-refused', `the new version refused the reload: ${answer.reason}`);
     let waiting = host.ids();
     const stayed = new Map<string, string>();
+    const paused: number[] = [];
     for (let round = 0; round < RETRY_ROUNDS && waiting.length > 0; round++) {
       const again: string[] = [];
       const queue = [...waiting];
@@ -81,7 +88,10 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
           if (result.result === 'stayed') {
             stayed.set(id, result.reason);
             again.push(id);
-          } else stayed.delete(id);
+          } else {
+            stayed.delete(id);
+            if (result.result === 'moved') paused.push(result.pausedMs);
+          }
         }
       };
       await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
@@ -99,7 +109,13 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     notifier.mainPid(successor.pid);
     successor.send({ t: 'main' });
     await successor.next(['ready'], stepMs);
-    const report: ReloadReport = { pid: successor.pid, moved: moved.length, stayed: [...stayed].map(([id, reason]) => ({ id, reason })), ms: Date.now() - started };
+    const report: ReloadReport = {
+      pid: successor.pid,
+      moved: moved.length,
+      stayed: [...stayed].map(([id, reason]) => ({ id, reason })),
+      ms: Date.now() - started,
+      pausedMs: spread(paused),
+    };
     log.info({ pid: report.pid, moved: report.moved, stayed: report.stayed.length, ms: report.ms }, 'reload: the new version serves');
     return { report, successor };
   } catch (err) {
@@ -117,6 +133,12 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     if (err instanceof HostError) throw err;
     throw new HostError(500, 'reload-failed', `reload failed: ${why}`);
   }
+}
+
+function spread(values: number[]): ReloadReport['pausedMs'] {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0) * 10) / 10;
+  return { p50: at(0.5), p99: at(0.99), max: at(1) };
 }
 
 function recordOf(item: HandoverItem): PodRecord {

@@ -35,7 +35,8 @@ export interface HandoverItem {
   link?: net.Socket;
 }
 
-export type HandoverResult = { result: 'moved' } | { result: 'stayed'; reason: string } | { result: 'gone' };
+/** 'moved': `pausedMs` from the moment the pod stopped until it was committed. */
+export type HandoverResult = { result: 'moved'; pausedMs: number } | { result: 'stayed'; reason: string } | { result: 'gone' };
 
 interface Entry {
   id: string;
@@ -138,6 +139,7 @@ export class Host {
       const entry = this.entries.get(id);
       if (!entry) return { result: 'gone' };
       let capture: PodCapture | undefined;
+      const stopped = performance.now();
       if (entry.pod && !this.ended(entry)) {
         const c = await capturePod(entry.pod, flushBoundMs);
         if ('refused' in c) return { result: 'stayed', reason: c.refused };
@@ -162,7 +164,7 @@ export class Host {
       entry.link = undefined;
       linkSocket?.destroy(); // this process's descriptor only: the handle stays connected
       for (const client of entry.pod?.release((c) => late(id, c)) ?? []) late(id, client);
-      return { result: 'moved' };
+      return { result: 'moved', pausedMs: performance.now() - stopped };
     });
   }
 

@@ -1,9 +1,10 @@
 // Live reload of host mode (issue 18): every pod, its guest's yamux session, its client
 // connections and its handle's link move to the new process; nobody notices.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { BIN } from '../helpers/daemon.js';
 import { findGoPeer, startGoPeer, type GoPeer } from '../helpers/go-peer.js';
 import { perTest } from '../helpers/per-test.js';
 import { attachRaw, control, eventually, podBody } from './helpers.js';
@@ -122,6 +123,10 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(answer.status).toBe(422);
     expect(answer.json.code).toBe('reload-refused');
     expect(answer.json.error).toMatch(/pod state version 1, the running host writes version 2/);
+    // `kata-proxy host upgrade` (what ExecReload= runs) exits 1 with the reason.
+    const cli = spawnSync(BIN, ['host', 'upgrade', '-control-socket', host.socket], { encoding: 'utf8' });
+    expect(cli.status).toBe(1);
+    expect(cli.stderr).toMatch(/refused the reload: .*pod state version 1, the running host writes version 2 \(reload-refused\)/);
     const at = rounds.n;
     await eventually(() => rounds.n > at + 10);
     expect((await control(host.socket, 'PUT', '/pods/more', podBody(t.tmp, 'more', { retryTimeout: 1 }))).status).toBe(201);
