@@ -191,6 +191,25 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     guestsUntouched(guests);
   }, 60_000);
 
+  it('a guest that does not read (its VM paused): its pod stays until the guest reads again, nothing lost', async () => {
+    const host = await startHost();
+    const guests = await startPods(host, 2);
+    // Uploads to pod 0 fill the guest channel while the guest is stopped (SIGSTOP, as a paused VM).
+    guests[0]!.proc.kill('SIGSTOP');
+    t.cleanups.push(() => guests[0]!.proc.kill('SIGCONT'));
+    const ups = [0, 1, 2, 3].map((c) => upload(t.tmp.socket('p-0'), `up${c}`, 1_000_000, 700 + c, 0));
+    await sleep(500);
+    const answer = await host.reload();
+    expect(answer.status).toBe(200);
+    expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['0']);
+    expect(answer.json.stayed[0].reason).toMatch(/did not read/);
+    guests[0]!.proc.kill('SIGCONT');
+    await Promise.all(ups.map((u) => u.done));
+    expect(ups.flatMap((u) => u.problems)).toEqual([]);
+    expect(await host.firstExit).toBe(0);
+    guestsUntouched(guests);
+  }, 60_000);
+
   it('systemd: RELOADING=1 and MAINPID= from the old process, READY=1, STATUS and the watchdog from the new one', async () => {
     const receiver = new NotifyReceiver(t.tmp.socket('notify'));
     t.cleanups.push(() => receiver.close());
