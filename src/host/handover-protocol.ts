@@ -4,7 +4,7 @@ import type { PodEnd } from '../proxy/pod.js';
 import { POD_STATE_VERSION, type PodState } from '../proxy/pod-handover.js';
 import type { PodConfig } from '../proxy/pod-settings.js';
 import { SESSION_SNAPSHOT_VERSION } from '../yamux/index.js';
-import type { HandleRecord } from './state-file.js';
+import type { HandleRecord, PodRecord } from './state-file.js';
 
 /** Set in the successor's environment: it takes its pods from its parent instead of the state file. */
 export const HANDOVER_ENV = 'KATA_PROXY_HANDOVER';
@@ -46,7 +46,8 @@ export type ToSuccessor =
   | { t: 'late'; id: string }
   | { t: 'late-control' }
   | { t: 'control' }
-  | { t: 'done'; moved: number }
+  /** `pending`: pods that stay with the running host for now (kept in the state file meanwhile). */
+  | { t: 'done'; moved: number; pending: PodRecord[] }
   | { t: 'main' };
 
 /** From the successor back. */

@@ -103,7 +103,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     // This process still accepts on the control socket until it exits: those go to the new one.
     options.control.removeAllListeners('connection');
     options.control.on('connection', (socket: net.Socket) => successor.late(null, socket));
-    successor.send({ t: 'done', moved: moved.length });
+    successor.send({ t: 'done', moved: moved.length, pending: [...stayed.keys()].flatMap((id) => host.record(id) ?? []) });
     await successor.next(['serving'], stepMs);
     successor.inheritedClosed();
     notifier.mainPid(successor.pid);

@@ -72,6 +72,8 @@ export class Host {
   private closing = false;
   /** A reload is handing the pods to the next host: changes are refused meanwhile (503). */
   private reloading = false;
+  /** After a reload: pods the previous host still runs (they come later); kept in the state file. */
+  private readonly pending = new Map<string, PodRecord>();
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
@@ -168,8 +170,20 @@ export class Host {
     });
   }
 
+  /** The state file's record of pod `id`. */
+  record(id: string): PodRecord | null {
+    const e = this.entries.get(id);
+    return e ? this.recordOf(e) : null;
+  }
+
+  /** Pods the previous host keeps for now: the state file lists them until they come. */
+  setPending(records: PodRecord[]): void {
+    for (const r of records) if (!this.entries.has(r.id)) this.pending.set(r.id, r);
+  }
+
   /** A pod the previous host handed over (see handOver): listed and watched as if created here. */
   adopt(item: Omit<HandoverItem, 'capture' | 'link'>, pod: Pod | null, link?: AttachLink): void {
+    if (this.pending.delete(item.id)) void this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
     const entry: Entry = {
       id: item.id,
       config: item.config,
@@ -393,12 +407,12 @@ export class Host {
     this.options.onChange?.(this);
     const file = this.options.stateFile;
     if (!file) return Promise.resolve();
-    return file.save(() =>
-      [...this.entries.values()].map((e) => {
-        const end = e.pod?.end ?? e.end;
-        return { id: e.id, settings: e.config, ...(e.handle ? { handle: e.handle } : {}), ...(end ? { end } : {}) };
-      }),
-    );
+    return file.save(() => [...[...this.entries.values()].map((e) => this.recordOf(e)), ...this.pending.values()]);
+  }
+
+  private recordOf(e: Entry): PodRecord {
+    const end = e.pod?.end ?? e.end;
+    return { id: e.id, settings: e.config, ...(e.handle ? { handle: e.handle } : {}), ...(end ? { end } : {}) };
   }
 
   private serially<T>(id: string, op: () => Promise<T>): Promise<T> {

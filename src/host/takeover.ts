@@ -103,6 +103,7 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
             if (!used.has(fd)) closeQuietly(fd);
           }
           if (!control) return reject(new Error('the control socket did not arrive'));
+          host.setPending(m.pending);
           resolve({
             control,
             moved: m.moved,

@@ -178,6 +178,9 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(answer.status).toBe(200);
     expect(answer.json.moved).toBe(1);
     expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['1']);
+    // The new host's state file keeps pod 1 meanwhile (a crash now would re-create it).
+    const ids = () => (JSON.parse(readFileSync(t.tmp.file('pods.json'), 'utf8')).pods as { id: string }[]).map((p) => p.id).sort();
+    expect(ids()).toEqual(['0', '1']);
     // The old process lives on for pod 1; once its client reads, pod 1 moves and it exits 0.
     const hash = await new Promise<number>((resolve) => {
       let n = 0;
