@@ -1,12 +1,12 @@
 // The new host's side of a reload (see handover.ts): check that it reads the running host's
 // formats, adopt each pod as it comes, take the control socket, and become the main process.
+import { closeSync } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { stopReading } from '../channel/socket-handover.js';
+import { LISTENER_OPTIONS } from '../proxy/listener.js';
 import { adoptPod, prepareSocket, type Handle } from '../proxy/pod-handover.js';
 import type { AttachLink, Host } from './host.js';
-import { closeSync } from 'node:fs';
-import { LISTENER_OPTIONS } from '../proxy/listener.js';
 import { FIRST_INHERITED_FD, refusalOf, type FromSuccessor, type ToSuccessor } from './handover-protocol.js';
 
 export interface Takeover {
