@@ -88,11 +88,15 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
     // is closed here (closing a listen socket would remove its path): the descriptors go with us.
     control.handOff();
     await handOverRest(host, stop, log);
+    // The new process died while pods still waited here: they end with us, and the restarted
+    // service re-creates them from the state file (the new process kept them there).
+    const stranded = host.size > 0;
+    if (stranded) log.error({ pods: host.size, err: stop.dead?.message }, 'reload: the new process is gone; pods not yet handed over end here');
     systemd.notifier.stop();
     await loggers.writer.flush();
     // Connections accepted until now went to the new process; none can come between this check and the exit.
     await stop.lateSent();
-    process.exit(ExitStatus.Ok);
+    process.exit(stranded ? ExitStatus.Failure : ExitStatus.Ok);
   }
   const signal = stop;
   log.info({ signal }, 'stopping every pod');
