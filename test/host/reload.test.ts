@@ -213,6 +213,32 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     guestsUntouched(guests);
   }, 60_000);
 
+  it("the console relay's connection and its partial line move too: a line cut by the reload is logged once, whole", async () => {
+    const host = await startHost();
+    const consolePath = t.tmp.socket('console');
+    const consoleServer = net.createServer();
+    consoleServer.listen(consolePath);
+    t.cleanups.push(() => new Promise((r) => consoleServer.close(r)));
+    let connections = 0;
+    consoleServer.on('connection', () => connections++);
+    const qemu = new Promise<net.Socket>((r) => consoleServer.once('connection', r));
+    const guest = await startGoPeer(GO_PEER!, ['serve', '-listen', t.tmp.socket('g-c')]);
+    t.cleanups.push(() => guest.stop());
+    const put = await control(host.socket, 'PUT', '/pods/c?wait=serving', podBody(t.tmp, 'c', { agentLogsSocket: consolePath }));
+    expect(put.status).toBe(201);
+    const console_ = await qemu;
+    t.cleanups.push(() => console_.destroy());
+    console_.write('first line\nsecond li');
+    await eventually(() => host.lines.some((l) => l.includes('msg="first line"')));
+    expect((await host.reload()).status).toBe(200);
+    expect(await host.firstExit).toBe(0);
+    console_.write('ne, finished\nthird line\n');
+    await eventually(() => host.lines.some((l) => l.includes('msg="third line"')));
+    const relayed = host.lines.filter((l) => l.includes('source=agent')).map((l) => /msg="([^"]*)"/.exec(l)?.[1]);
+    expect(relayed).toEqual(['first line', 'second line, finished', 'third line']);
+    expect(connections).toBe(1); // the new host did not reconnect: the connection moved
+  }, 60_000);
+
   it('systemd: RELOADING=1 and MAINPID= from the old process, READY=1, STATUS and the watchdog from the new one', async () => {
     const receiver = new NotifyReceiver(t.tmp.socket('notify'));
     t.cleanups.push(() => receiver.close());
