@@ -3,6 +3,7 @@
 import { floodFigures, floodsSection, floodTargets, type FloodsResult } from './floods.js';
 import { hostFigures, hostSection, hostTargets, type HostFigures } from './host.js';
 import { neighboursFigures, neighboursSection, neighboursTargets, type NeighboursFigures } from './neighbours.js';
+import { reloadFigures, reloadSection, reloadTargets, type ReloadFigures } from './reload.js';
 import type { LatencyPhase } from './latency.js';
 import type { DensityFigures, FlagRow } from './memory.js';
 import type { PodDensity } from './pods.js';
@@ -38,6 +39,7 @@ export interface Results {
   floods?: FloodsResult;
   host?: HostFigures;
   neighbours?: NeighboursFigures;
+  reload?: ReloadFigures;
   peak?: Record<string, MemSample>;
   flags?: FlagRow[];
   profile?: ProfileSummary[];
@@ -414,6 +416,7 @@ export function collectFigures(r: Results): Figure[] {
   if (r.floods) out.push(...floodFigures(r.floods));
   if (r.host) out.push(...hostFigures(r.host));
   if (r.neighbours) out.push(...neighboursFigures(r.neighbours));
+  if (r.reload) out.push(...reloadFigures(r.reload));
   for (const s of r.throughput ?? []) {
     const p = s.peak?.[PROXY];
     if (p) add(`memory.peak.${s.dir}x${s.streams}.rss`, p.rss, 'B', 'lower');
@@ -489,6 +492,7 @@ export function evaluateTargets(r: Results): TargetResult[] {
   if (r.floods) t.push(...floodTargets(r.floods));
   if (r.host) t.push(...hostTargets(r.host));
   if (r.neighbours) t.push(...neighboursTargets(r.neighbours));
+  if (r.reload) t.push(...reloadTargets(r.reload));
   return t;
 }
 
@@ -577,6 +581,7 @@ export function render(r: Results, previousFound: boolean): string {
   if (r.floods) parts.push(floodsSection(r.floods));
   if (r.host) parts.push(hostSection(r.host));
   if (r.neighbours) parts.push(neighboursSection(r.neighbours));
+  if (r.reload) parts.push(reloadSection(r.reload));
   if (r.density || r.peak) {
     const note = r.density
       ? `\n\nRSS counts every page the daemon touches; PSS divides shared pages (the node binary) among the ${r.density.nodeProcesses} node processes running when it was sampled; USS is the daemon's private memory (what one more pod adds at least).`

@@ -5,7 +5,7 @@
 //
 // Options: --quick (fewer/smaller repetitions, for trying things out; results are not written
 // unless --out is given), --profile (also CPU-profile the daemon), --only=throughput,latency,
-// memory,pods,host,neighbours,flags,floods, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
+// memory,pods,host,neighbours,reload,flags,floods, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
 // with a change applied: its bin/kata-proxy becomes one more path, "proxy B → Go", measured
 // side by side with this tree's), --paths=plain,engine,proxy,proxy-sim,proxy-b, --dirs=up,down,echo,
 // --streams=1,64 (subsets, for experiments), --kata-proxy PATH (a real Go kata-proxy binary: one
@@ -23,6 +23,7 @@ import { HOSTED_LAUNCHER } from './hosted-fleet.js';
 import { measureNeighbours } from './neighbours.js';
 import { measureBurst } from './pod-burst.js';
 import { packageFor } from './node-line.js';
+import { measureReload } from './reload.js';
 import { runLatency, type LatencyOptions } from './latency.js';
 import { measureDensity, measureFlags } from './memory.js';
 import { measurePods } from './pods.js';
@@ -79,7 +80,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const get = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-  const only = new Set((get('only') ?? 'podstart,throughput,latency,floods,memory,pods,host,neighbours,flags').split(','));
+  const only = new Set((get('only') ?? 'podstart,throughput,latency,floods,memory,pods,host,neighbours,reload,flags').split(','));
   const kataProxyAt = argv.indexOf('--kata-proxy');
   if (argv.includes('--profile')) only.add('profile');
   const defaultOut = join(REPO_ROOT, 'bench', 'results.json');
@@ -364,6 +365,10 @@ async function main(): Promise<void> {
     const peerErrors = goPeerErrors(goPeer);
     if (peerErrors.length > 0) log(`  ! the Go peer reported ${peerErrors.length} failed streams: ${peerErrors.slice(0, 3).join('; ')}`);
 
+    if (o.only.has('reload')) {
+      log('reload (host mode, live handover)');
+      results.reload = await measureReload({ dir: sock('reload'), quick: o.quick }, log);
+    }
     if (o.only.has('flags')) {
       // The measuring daemons stop first, so the side-by-side daemons share the machine only with each other.
       await proxySim.stop();

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ReadPacer } from '../yamux/index.js';
 import { LastLine } from './last-line.js';
 import { LineSplitter } from './line-splitter.js';
+import { resumeReading, stopReading } from './socket-handover.js';
 import { RateLimiter } from './rate-limiter.js';
 import { connectWithRetry } from './unix-socket.js';
 
@@ -46,6 +47,14 @@ export interface ConsoleRelayOptions {
   readBuffer?: Buffer;
 }
 
+/** What a relay hands to its successor besides the connection. */
+export interface ConsoleRelayState {
+  /** The line in progress (base64). */
+  partialLine: string;
+  lines: number;
+  limiter: { tokens: number; last: number; dropped: number };
+}
+
 /**
  * Relays the guest console (QEMU's console.sock) into the log: one info record per line with
  * source=agent. It keeps draining whatever happens (a full console buffer stalls the guest) and
@@ -73,6 +82,55 @@ export class ConsoleRelay {
     await this.restrictPermissions();
     const first = await this.connect();
     void this.run(first);
+  }
+
+  // ---- handover (a host handing its pods to its successor) ---------------------------------
+
+  /** Stops reading the console at its handle; the connection and the relay's state to carry on. */
+  suspend(): { socket: net.Socket | null; state: ConsoleRelayState } {
+    if (this.socket) stopReading(this.socket);
+    return {
+      socket: this.socket && !this.socket.destroyed ? this.socket : null,
+      state: { partialLine: this.splitter.partialLine.toString('base64'), lines: this.lines, limiter: this.limiter.state },
+    };
+  }
+
+  resume(): void {
+    if (this.socket) resumeReading(this.socket);
+  }
+
+  /** The console connection now (a reload passes it to the next host at its start). */
+  get connection(): net.Socket | null {
+    return this.socket && !this.socket.destroyed ? this.socket : null;
+  }
+
+  /** Handed over: lets go of the connection (its new owner reads it) and stops. */
+  release(): void {
+    this.abort.abort();
+    if (this.reportTimer) clearInterval(this.reportTimer);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      socket.removeAllListeners('close');
+      socket.removeAllListeners('error');
+      socket.on('error', () => {});
+      socket.destroy(); // closes this process's descriptor only: no shutdown reaches QEMU
+    }
+  }
+
+  /** Carries on with a connection and state another process's relay had (null: reconnects). */
+  adopt(socket: net.Socket | null, state: ConsoleRelayState): void {
+    this.splitter.restorePartial(Buffer.from(state.partialLine, 'base64'));
+    this.lines = state.lines;
+    this.limiter.state = state.limiter;
+    if (socket) {
+      socket.on('data', (chunk: Buffer) => {
+        if (!this.takeChunk(chunk)) socket.pause();
+      });
+      void this.run(socket);
+    } else {
+      void this.reconnect().then((next) => next && this.run(next));
+    }
   }
 
   stop(): void {
@@ -131,9 +189,12 @@ export class ConsoleRelay {
 
   /** One read: false stops reading (libuv's readStop) until the pacer's next slice. */
   private take(n: number): boolean {
+    return this.takeChunk(this.readBuffer.subarray(0, n));
+  }
+
+  private takeChunk(chunk: Buffer): boolean {
     const pacer = this.options.pacer;
     const startedAt = pacer ? performance.now() : 0;
-    const chunk = this.readBuffer.subarray(0, n);
     if (this.options.shedding?.active()) {
       this.pass(chunk, 'log');
     } else if (this.limiter.exhausted()) {
@@ -143,7 +204,7 @@ export class ConsoleRelay {
       this.splitter.push(chunk);
     }
     if (!pacer || pacer.charge(startedAt)) return true;
-    pacer.later(this.resumeReading);
+    pacer.later(this.resumePaced);
     return false;
   }
 
@@ -181,7 +242,7 @@ export class ConsoleRelay {
     this.lastPassed.take((line) => this.record(line, false));
   }
 
-  private readonly resumeReading = (): void => {
+  private readonly resumePaced = (): void => {
     if (!this.abort.signal.aborted) this.socket?.resume();
   };
 

@@ -49,6 +49,18 @@ export class LineSplitter {
     return lines;
   }
 
+  /** The start of the line in progress (a handover takes it along). */
+  get partialLine(): Buffer {
+    return Buffer.from(this.partial.subarray(0, this.partialBytes));
+  }
+
+  /** Starts with the line in progress another splitter had. */
+  restorePartial(line: Buffer): void {
+    const n = Math.min(line.length, this.maxLineBytes);
+    line.copy(this.partial, 0, 0, n);
+    this.partialBytes = n;
+  }
+
   /** Emits what is left as a last line (the console closed mid-line). */
   flush(): void {
     if (this.partialBytes > 0) this.emitPartial(false);

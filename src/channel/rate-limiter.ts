@@ -31,6 +31,17 @@ export class RateLimiter {
     return this.tokens < 1;
   }
 
+  /** The bucket as it stands (a handover takes it along; `last` is wall clock). */
+  get state(): { tokens: number; last: number; dropped: number } {
+    return { tokens: this.tokens, last: this.last, dropped: this.dropped };
+  }
+
+  set state(s: { tokens: number; last: number; dropped: number }) {
+    this.tokens = Math.min(this.burst, s.tokens);
+    this.last = s.last;
+    this.dropped = s.dropped;
+  }
+
   /** How many were dropped since the last call. */
   takeDropped(): number {
     const n = this.dropped;

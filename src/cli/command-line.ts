@@ -46,7 +46,9 @@ export interface HostOptions {
 export type PodCommand =
   | { action: 'add'; id: string; body: Record<string, unknown>; wait: boolean; controlSocket?: string }
   | { action: 'rm' | 'show'; id: string; controlSocket?: string }
-  | { action: 'ls'; controlSocket?: string };
+  | { action: 'ls'; controlSocket?: string }
+  /** `kata-proxy host upgrade`: the running host hands every pod to the version now installed. */
+  | { action: 'upgrade'; controlSocket?: string };
 
 export type ParsedCommand =
   | { kind: 'daemon'; options: DaemonOptions }

@@ -44,6 +44,17 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
     }),
   );
 
+  host
+    .command('upgrade')
+    .description('hand every pod of the running host, live connections included, to the version now installed (systemctl reload)')
+    .option('--control-socket <path>', `the host's control socket (default: $KATA_PROXY_CONTROL_SOCKET or ${DEFAULT_CONTROL_SOCKET})`)
+    .action((opts: Record<string, unknown>) =>
+      done({
+        kind: 'pod',
+        command: { action: 'upgrade', ...(opts.controlSocket === undefined ? {} : { controlSocket: parseSocketArg('control-socket', String(opts.controlSocket)) }) },
+      }),
+    );
+
   const pod = program.command('pod').description('add, remove and list the pods of a running `kata-proxy host`');
   const controlSocket = (opts: Record<string, unknown>) =>
     opts.controlSocket === undefined ? {} : { controlSocket: parseSocketArg('control-socket', String(opts.controlSocket)) };

@@ -17,7 +17,7 @@ export async function runPodCommand(command: PodCommand, env: NodeJS.ProcessEnv 
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     // The request reached the host, which went away before answering (stopped or restarted).
-    const cutOff = e.code === 'ECONNRESET' && command.action !== 'ls' ? `; check with \`kata-proxy pod show ${command.id}\` once it is back` : '';
+    const cutOff = e.code === 'ECONNRESET' && command.action !== 'ls' && command.action !== 'upgrade' ? `; check with \`kata-proxy pod show ${command.id}\` once it is back` : '';
     process.stderr.write(`kata-proxy: ${cutOff ? 'the host closed the connection before answering' : `cannot reach the host at ${socket}`}: ${e.message}${cutOff}\n`);
     return ExitStatus.Failure;
   }
@@ -40,13 +40,19 @@ export async function runPodCommand(command: PodCommand, env: NodeJS.ProcessEnv 
     case 'ls':
       process.stdout.write(podTable(reply.body.pods as PodView[]));
       break;
+    case 'upgrade': {
+      const stayed = (reply.body.stayed as { id: string; reason: string }[]) ?? [];
+      process.stdout.write(`host reloaded: ${String(reply.body.moved)} pods moved to pid ${String(reply.body.pid)} in ${String(reply.body.ms)} ms\n`);
+      for (const s of stayed) process.stdout.write(`pod ${s.id} still with the previous process (moved as soon as it can): ${s.reason}\n`);
+      break;
+    }
   }
   return ExitStatus.Ok;
 }
 
 async function send(socketPath: string, command: PodCommand): Promise<Reply> {
-  const path = command.action === 'ls' ? '/pods' : `/pods/${encodeURIComponent(command.id)}`;
-  const method = { add: 'PUT', rm: 'DELETE', show: 'GET', ls: 'GET' }[command.action];
+  const path = command.action === 'ls' ? '/pods' : command.action === 'upgrade' ? '/upgrade' : `/pods/${encodeURIComponent(command.id)}`;
+  const method = { add: 'PUT', rm: 'DELETE', show: 'GET', ls: 'GET', upgrade: 'POST' }[command.action];
   const query = command.action === 'add' && command.wait ? '?wait=serving' : '';
   const { status, body } = await controlRequest(socketPath, method, path + query, command.action === 'add' ? command.body : undefined, 0);
   if (typeof body !== 'object' || body === null) throw new Error(`the host answered ${status} without JSON: ${String(body)}`);

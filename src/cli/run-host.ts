@@ -3,6 +3,8 @@ import { createLoggers, type Loggers } from '../log/logger.js';
 import { serveControl, type ControlServer } from '../host/control-server.js';
 import { Host } from '../host/host.js';
 import { StateFile } from '../host/state-file.js';
+import { HANDOVER_ENV } from '../host/handover-protocol.js';
+import type { Successor } from '../host/handover.js';
 import type { HostOptions } from './command-line.js';
 import { ExitStatus } from './exit-status.js';
 import { commandLineVerdict } from './hosted-command.js';
@@ -27,15 +29,6 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
   const systemd = await systemdHooks(log);
 
   const stateFile = new StateFile(options.stateFile);
-  let records;
-  try {
-    records = await stateFile.load((index, reason) =>
-      log.error({ pod: index, err: reason, kept: `${options.stateFile}.rejected` }, 'a pod of the state file cannot be re-created; skipped'),
-    );
-  } catch (err) {
-    log.error({ err: (err as Error).message }, 'cannot read the state file');
-    return ExitStatus.Failure;
-  }
   const status = (h: Host) => systemd.notifier.status(h.size === 1 ? '1 pod' : `${h.size} pods`);
   const host = new Host({
     loggers,
@@ -44,20 +37,75 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
     turnSliceMs: options.podSliceMs,
     ...(options.podLogRate > 0 ? { consoleRateCap: { perSecond: options.podLogRate, burst: options.podLogRate * 10 } } : {}),
   });
-  await host.restore(records);
+  // Set once a reload handed every pod to the next version: this process then steps aside.
+  let handedOver!: (successor: Successor) => void;
+  const stepAside = new Promise<Successor>((r) => (handedOver = r));
+  const upgrade = async (): Promise<object> => {
+    const { reload } = await import('../host/handover.js');
+    const { report, successor } = await reload({ host, control: control.server, log, notifier: systemd.notifier });
+    setImmediate(() => handedOver(successor)); // after the answer is on its way
+    return report;
+  };
   let control: ControlServer;
-  try {
-    control = await serveControl(host, systemd.listenFd !== undefined ? { fd: systemd.listenFd } : { path: options.controlSocket }, log, commandLineVerdict);
-  } catch (err) {
-    log.error({ err: (err as Error).message, socket: options.controlSocket }, 'cannot serve the control socket');
-    await host.close();
-    return ExitStatus.Failure;
+  if (process.env[HANDOVER_ENV] === '1' && process.send) {
+    // Started by a reload: the pods come from the running host, not from the state file.
+    const { takeOver } = await import('../host/takeover.js');
+    let takeover;
+    try {
+      takeover = await takeOver(host, log);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'reload: not taking over');
+      await host.close();
+      return ExitStatus.Failure;
+    }
+    control = await serveControl(host, { server: takeover.control }, log, { upgrade, readCommandLine: commandLineVerdict });
+    await host.persist().catch((err: Error) => log.error({ err: err.message }, 'cannot write the state file'));
+    await takeover.serving();
+    log.info({ pods: host.size, moved: takeover.moved }, 'host ready (reloaded)');
+    systemd.notifier.ready();
+    status(host);
+    systemd.notifier.repeatStatus();
+    takeover.ready();
+  } else {
+    let records;
+    try {
+      records = await stateFile.load((index, reason) =>
+        log.error({ pod: index, err: reason, kept: `${options.stateFile}.rejected` }, 'a pod of the state file cannot be re-created; skipped'),
+      );
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot read the state file');
+      return ExitStatus.Failure;
+    }
+    await host.restore(records);
+    try {
+      control = await serveControl(host, systemd.listenFd !== undefined ? { fd: systemd.listenFd } : { path: options.controlSocket }, log, { upgrade, readCommandLine: commandLineVerdict });
+    } catch (err) {
+      log.error({ err: (err as Error).message, socket: options.controlSocket }, 'cannot serve the control socket');
+      await host.close();
+      return ExitStatus.Failure;
+    }
+    log.info({ pods: records.length }, 'host ready');
+    systemd.notifier.ready();
+    status(host);
   }
-  log.info({ pods: records.length }, 'host ready');
-  systemd.notifier.ready();
-  status(host);
 
-  const signal = await stopSignal;
+  const stop = await Promise.race([stopSignal, stepAside]);
+  if (typeof stop !== 'string') {
+    // Reloaded: the pods, the listen sockets and the control socket are the new process's. Nothing
+    // is closed here (closing a listen socket would remove its path): the descriptors go with us.
+    control.handOff();
+    await handOverRest(host, stop, log);
+    // The new process died while pods still waited here: they end with us, and the restarted
+    // service re-creates them from the state file (the new process kept them there).
+    const stranded = host.size > 0;
+    if (stranded) log.error({ pods: host.size, err: stop.dead?.message }, 'reload: the new process is gone; pods not yet handed over end here');
+    systemd.notifier.stop();
+    await loggers.writer.flush();
+    // Connections accepted until now went to the new process; none can come between this check and the exit.
+    await stop.lateSent();
+    process.exit(stranded ? ExitStatus.Failure : ExitStatus.Ok);
+  }
+  const signal = stop;
   log.info({ signal }, 'stopping every pod');
   systemd.notifier.stopping();
   await control.close();
@@ -65,6 +113,26 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
   systemd.notifier.stop();
   await loggers.writer.flush();
   return ExitStatus.Ok;
+}
+
+/**
+ * Pods that could not move during the reload (a guest or client that did not read) carry on here
+ * and are handed over as soon as they can; then the clients this process still accepted on the
+ * listen sockets are passed on, and it may go.
+ */
+async function handOverRest(host: Host, successor: Successor, log: Loggers['proxy']): Promise<void> {
+  while (host.size > 0 && !successor.dead) {
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const id of host.ids()) {
+      const result = await host.handOver(
+        id,
+        1000,
+        (item) => successor.takePod(item, 15_000),
+        (podId, client) => successor.late(podId, client),
+      );
+      if (result.result === 'moved') log.info({ sandbox: id }, 'reload: pod handed over late');
+    }
+  }
 }
 
 /**

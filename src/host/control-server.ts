@@ -1,5 +1,6 @@
-import { createRequire } from 'node:module';
 import type http from 'node:http';
+import { createRequire } from 'node:module';
+import type net from 'node:net';
 import type { Logger } from 'pino';
 import { listenOnPath } from '../proxy/listener.js';
 import { parsePodId, podConfigFromJson, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
@@ -18,10 +19,22 @@ export interface PodRegistry {
 }
 
 export interface ControlServer {
+  /** The listening socket (a reload hands it to the next host). */
+  readonly server: net.Server;
   close(): Promise<void>;
+  /** Another process serves the socket now: idle keep-alive connections close, answers say Connection: close. */
+  handOff(): void;
 }
 
-/** A per-pod command line as the host reads it (`POST /pods`): see `serveControl`'s `readCommandLine`. */
+/** Operations of the process rather than of its pods. */
+export interface HostOperations {
+  /** POST /upgrade: a reload (see src/host/handover.ts); its report. */
+  upgrade?(): Promise<object>;
+  /** POST /pods?pid=N: a pod from a per-pod handle's argv, read by the daemon's own option code. */
+  readCommandLine?: CommandLineReader;
+}
+
+/** A per-pod command line as the host reads it (`POST /pods`): see HostOperations.readCommandLine. */
 export type CommandLineVerdict =
   | { kind: 'pod'; id: string; config: PodConfig }
   /** The usage error the per-pod daemon would print (exit status 2), verbatim. */
@@ -37,41 +50,60 @@ const POD_PATH = /^\/pods\/([^/]+)(\/attach)?$/;
 /**
  * The control API: HTTP/1.1 with JSON on a Unix socket (mode 0600) or on a socket systemd passed.
  * Every refusal is a 4xx/5xx with {"error", "code"} and changes nothing. With `readCommandLine`
- * (the host), `POST /pods?pid=N` registers a pod from the Kata runtime's argv as a native
+ * in `operations` (the host), `POST /pods?pid=N` registers a pod from the Kata runtime's argv as a native
  * per-pod handle got it, read by the daemon's own option code.
  */
 export async function serveControl(
   registry: PodRegistry,
-  where: { path: string } | { fd: number },
+  where: { path: string } | { fd: number } | { server: net.Server },
   log: Logger,
-  readCommandLine?: CommandLineReader,
+  operations: HostOperations = {},
 ): Promise<ControlServer> {
   // Loaded here, not at module load: node:http (undici, tls and http2 with it on Node 22+) costs a
   // per-pod daemon tens of ms of start-up, and only -control-socket needs it.
   const { createServer } = createRequire(import.meta.url)('node:http') as typeof http;
+  let handedOff = false;
   const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
-    route(registry, req, res, readCommandLine).catch((err: unknown) => {
+    if (handedOff || req.url === '/upgrade') res.setHeader('Connection', 'close');
+    route(registry, operations, req, res).catch((err: unknown) => {
       if (!(err instanceof HostError)) log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'control request failed');
       sendError(res, err);
     });
   });
-  if ('fd' in where) {
+  let listening: net.Server = server;
+  if ('server' in where) {
+    // Passed by the previous host (a reload): its connections are served here.
+    listening = where.server;
+    listening.on('connection', (socket: net.Socket) => server.emit('connection', socket));
+  } else if ('fd' in where) {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ fd: where.fd }, resolve));
   } else {
     await listenOnPath(where.path, 0o600, server);
   }
   return {
+    server: listening,
+    handOff: () => {
+      handedOff = true;
+      server.closeIdleConnections();
+    },
     close: () =>
       new Promise<void>((resolve) => {
+        if (listening !== server) listening.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
 }
 
-async function route(registry: PodRegistry, req: http.IncomingMessage, res: http.ServerResponse, readCommandLine?: CommandLineReader): Promise<void> {
+async function route(registry: PodRegistry, operations: HostOperations, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const readCommandLine = operations.readCommandLine;
   const url = new URL(req.url ?? '/', 'http://control');
   const method = req.method ?? 'GET';
+  if (url.pathname === '/upgrade') {
+    allow(method, ['POST']);
+    if (!operations.upgrade) throw new HostError(405, 'read-only', 'this process cannot be upgraded in place');
+    return sendJson(res, 200, await operations.upgrade());
+  }
   if (url.pathname === '/pods') {
     allow(method, readCommandLine ? ['GET', 'POST'] : ['GET']);
     if (method === 'POST') return registerCommandLine(registry, readCommandLine!, url, req, res);
@@ -167,6 +199,13 @@ async function attachOn(registry: PodRegistry, id: string, pid: number, res: htt
   let headed = false;
   let closedByUs = false;
   const link: AttachLink = {
+    get socket() {
+      return res.socket ?? undefined;
+    },
+    release() {
+      closedByUs = true;
+      return res.socket;
+    },
     send(line) {
       if (!headed) {
         // No length and no chunked encoding: the body is a stream of lines until the connection closes.

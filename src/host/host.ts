@@ -1,9 +1,11 @@
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { READ_BYTES } from '../channel/console-relay.js';
 import type { Loggers } from '../log/logger.js';
 import { ListenSocketError, removeStaleSocket } from '../proxy/listener.js';
-import { Pod, type PodEnd } from '../proxy/pod.js';
+import { Pod, type PodEnd, type PodOptions } from '../proxy/pod.js';
+import { capturePod, type PodCapture } from '../proxy/pod-handover.js';
 import { podSettingsOf, sameConfig, type PodConfig } from '../proxy/pod-settings.js';
 import { HostError } from './host-error.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
@@ -17,7 +19,26 @@ export interface AttachLink {
   /** Ends the connection; after "ended ..." or when the host shuts down. */
   close(): void;
   onClose(listener: () => void): void;
+  /** The connection's socket, for a reload to hand over. */
+  readonly socket?: net.Socket;
+  /** A reload handed the connection to the next host: lets go of it without a word. */
+  release?(): net.Socket | null;
 }
+
+/** One pod as a reload hands it over (src/host/handover.ts). */
+export interface HandoverItem {
+  id: string;
+  config: PodConfig;
+  handle?: HandleRecord;
+  end?: PodEnd;
+  /** The live pod's state and sockets; absent for a pod that already ended. */
+  capture?: PodCapture;
+  /** The attached handle's connection. */
+  link?: net.Socket;
+}
+
+/** 'moved': `pausedMs` from the moment the pod stopped until it was committed. */
+export type HandoverResult = { result: 'moved'; pausedMs: number } | { result: 'stayed'; reason: string } | { result: 'gone' };
 
 interface Entry {
   id: string;
@@ -58,6 +79,10 @@ export class Host {
   /** Every pod's console reads land here in turn (each read is consumed before the next). */
   private readonly consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
   private readonly reclaimer = new MemoryReclaimer();
+  /** A reload is handing the pods to the next host: changes are refused meanwhile (503). */
+  private reloading = false;
+  /** After a reload: pods the previous host still runs (they come later); kept in the state file. */
+  private readonly pending = new Map<string, PodRecord>();
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
@@ -89,6 +114,132 @@ export class Host {
     await this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
   }
 
+  // ---- reload (src/host/handover.ts) ------------------------------------------------------
+
+  /** While set, PUT, DELETE and attach are refused with 503 "reloading". */
+  setReloading(on: boolean): void {
+    this.reloading = on;
+  }
+
+  get isReloading(): boolean {
+    return this.reloading;
+  }
+
+  /** Every socket of every pod and handle link now (a reload passes them to the next host at its start). */
+  sockets(): (net.Socket | net.Server)[] {
+    return [...this.entries.values()].flatMap((e) => [...(e.pod?.sockets() ?? []), ...(e.link?.socket ? [e.link.socket] : [])]);
+  }
+
+  ids(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /**
+   * Hands pod `id` to the next host: stops it, takes its state (waiting up to `flushBoundMs`
+   * for its writes to reach the kernel), and lets `send` pass it on. Once `send` resolves true
+   * the pod is the next host's: this one lets go of it without a frame or a shutdown, and the
+   * clients it accepted meanwhile go to `late`. Otherwise the pod carries on here.
+   */
+  handOver(
+    id: string,
+    flushBoundMs: number,
+    send: (item: HandoverItem) => Promise<boolean>,
+    late: (id: string, client: net.Socket) => void,
+  ): Promise<HandoverResult> {
+    return this.serially(id, async (): Promise<HandoverResult> => {
+      const entry = this.entries.get(id);
+      if (!entry) return { result: 'gone' };
+      let capture: PodCapture | undefined;
+      const stopped = performance.now();
+      if (entry.pod && !this.ended(entry)) {
+        const c = await capturePod(entry.pod, flushBoundMs);
+        if ('refused' in c) return { result: 'stayed', reason: c.refused };
+        capture = c;
+      }
+      const end = entry.pod?.end ?? entry.end;
+      const item: HandoverItem = {
+        id,
+        config: entry.config,
+        ...(entry.handle ? { handle: entry.handle } : {}),
+        ...(end && !capture ? { end } : {}),
+        ...(capture ? { capture } : {}),
+        ...(entry.link?.socket ? { link: entry.link.socket } : {}),
+      };
+      const ok = await send(item).catch(() => false);
+      if (!ok) {
+        entry.pod?.resume();
+        return { result: 'stayed', reason: 'the next host did not take it' };
+      }
+      this.entries.delete(id);
+      const linkSocket = entry.link?.release?.();
+      entry.link = undefined;
+      linkSocket?.destroy(); // this process's descriptor only: the handle stays connected
+      for (const client of entry.pod?.release((c) => late(id, c)) ?? []) late(id, client);
+      return { result: 'moved', pausedMs: performance.now() - stopped };
+    });
+  }
+
+  /** The state file's record of pod `id`. */
+  record(id: string): PodRecord | null {
+    const e = this.entries.get(id);
+    return e ? this.recordOf(e) : null;
+  }
+
+  /** Pods the previous host keeps for now: the state file lists them until they come. */
+  setPending(records: PodRecord[]): void {
+    for (const r of records) if (!this.entries.has(r.id)) this.pending.set(r.id, r);
+  }
+
+  /** A pod the previous host handed over (see handOver): listed and watched as if created here. */
+  adopt(item: Omit<HandoverItem, 'capture' | 'link'>, pod: Pod | null, link?: AttachLink): void {
+    if (this.pending.delete(item.id)) void this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
+    const entry: Entry = {
+      id: item.id,
+      config: item.config,
+      pod,
+      ...(item.end ? { end: item.end } : {}),
+      ...(item.handle ? { handle: item.handle } : {}),
+    };
+    this.entries.set(item.id, entry);
+    if (pod) void pod.whenEnded().then((end) => this.podEnded(entry, end));
+    if (link) {
+      entry.link = link;
+      link.onClose(() => this.handleLeft(entry, link));
+    }
+  }
+
+  /** The options a pod of this host runs with (for an adopted pod). */
+  podOptions(id: string, config: PodConfig): PodOptions {
+    const { proxy, agent, writer } = this.options.loggers;
+    // The agent logger is only used by a console relay: no child for pods without one.
+    const loggers: Loggers = { proxy: proxy.child({ sandbox: id }), agent: config.agentLogsSocket ? agent.child({ sandbox: id }) : agent, writer };
+    if (config.logLevel) {
+      loggers.proxy.level = config.logLevel;
+      if (config.agentLogsSocket) loggers.agent.level = config.logLevel;
+    }
+    return {
+      settings: podSettingsOf(config),
+      loggers,
+      logShare: id,
+      consoleReadBuffer: this.consoleReadBuffer,
+      ...(this.options.turnSliceMs !== undefined ? { turnSliceMs: this.options.turnSliceMs } : {}),
+      ...(this.options.consoleRateCap ? { consoleRateCap: this.options.consoleRateCap } : {}),
+      ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
+    };
+  }
+
+  /** A client the previous host accepted after handing this pod over. */
+  lateClient(id: string, client: net.Socket): void {
+    const pod = this.entries.get(id)?.pod;
+    if (pod && !pod.end) pod.acceptLate(client);
+    else client.destroy();
+  }
+
+  /** Writes the state file now (after an adoption). */
+  persist(): Promise<void> {
+    return this.save();
+  }
+
   /** Pods listed, live or ended. */
   get size(): number {
     return this.entries.size;
@@ -107,6 +258,7 @@ export class Host {
   async put(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number } = {}): Promise<{ status: 200 | 201; pod: PodView }> {
     const { status, entry } = await this.serially(id, async () => {
       if (this.closing) throw shuttingDown();
+      if (this.reloading) throw reloading();
       const handle = options.handlePid !== undefined ? handleOf(options.handlePid) : undefined;
       const existing = this.entries.get(id);
       if (existing && !this.ended(existing)) {
@@ -154,11 +306,15 @@ export class Host {
     return { status, pod: this.view(entry) };
   }
 
-  /** DELETE /pods/ID: the orderly stop of that pod alone; the final view. `cause` goes into its end record. */
+  /**
+   * DELETE /pods/ID: the orderly stop of that pod alone; the final view. `cause` goes into its end
+   * record; a handle that went away may remove its pod even during a reload.
+   */
   remove(id: string, cause = 'removed'): Promise<PodView> {
     return this.serially(id, async () => {
       const entry = this.entries.get(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
+      if (this.reloading && cause !== 'handle gone') throw reloading();
       const end = (await entry.pod?.stop(cause)) ?? entry.end;
       const view = this.view(entry);
       this.entries.delete(id);
@@ -177,6 +333,7 @@ export class Host {
     return this.serially(id, async () => {
       const entry = this.entries.get(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
+      if (this.reloading) throw reloading();
       if (entry.link) throw new HostError(409, 'handle-attached', `pod ${id} already has a handle attached`);
       const handle = handleOf(pid);
       // The handle that registered the pod is on disk already (the usual case: no second write).
@@ -207,34 +364,17 @@ export class Host {
   }
 
   private newPod(id: string, config: PodConfig): Pod {
-    const { proxy, agent, writer } = this.options.loggers;
-    // The agent logger is only used by a console relay: no child for pods without one.
-    const loggers: Loggers = { proxy: proxy.child({ sandbox: id }), agent: config.agentLogsSocket ? agent.child({ sandbox: id }) : agent, writer };
-    if (config.logLevel) {
-      loggers.proxy.level = config.logLevel;
-      if (config.agentLogsSocket) loggers.agent.level = config.logLevel;
-    }
-    return new Pod({
-      settings: podSettingsOf(config),
-      loggers,
-      logShare: id,
-      consoleReadBuffer: this.consoleReadBuffer,
-      ...(this.options.turnSliceMs !== undefined ? { turnSliceMs: this.options.turnSliceMs } : {}),
-      ...(this.options.consoleRateCap ? { consoleRateCap: this.options.consoleRateCap } : {}),
-      ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
-    });
+    return new Pod(this.podOptions(id, config));
   }
 
   private async startPod(entry: Entry): Promise<void> {
     const pod = entry.pod!;
-    void pod.whenEnded().then((end) => {
-      this.reclaimer.podEnded();
-      this.podEnded(entry, end);
-    });
+    void pod.whenEnded().then((end) => this.podEnded(entry, end));
     await pod.start();
   }
 
   private podEnded(entry: Entry, end: PodEnd): void {
+    this.reclaimer.podEnded();
     if (this.closing || this.entries.get(entry.id) !== entry) return;
     if (entry.link) {
       this.tellHandle(entry, end);
@@ -285,12 +425,12 @@ export class Host {
     this.options.onChange?.(this);
     const file = this.options.stateFile;
     if (!file) return Promise.resolve();
-    return file.save(() =>
-      [...this.entries.values()].map((e) => {
-        const end = e.pod?.end ?? e.end;
-        return { id: e.id, settings: e.config, ...(e.handle ? { handle: e.handle } : {}), ...(end ? { end } : {}) };
-      }),
-    );
+    return file.save(() => [...[...this.entries.values()].map((e) => this.recordOf(e)), ...this.pending.values()]);
+  }
+
+  private recordOf(e: Entry): PodRecord {
+    const end = e.pod?.end ?? e.end;
+    return { id: e.id, settings: e.config, ...(e.handle ? { handle: e.handle } : {}), ...(end ? { end } : {}) };
   }
 
   private serially<T>(id: string, op: () => Promise<T>): Promise<T> {
@@ -303,6 +443,10 @@ export class Host {
     });
     return result;
   }
+}
+
+function reloading(): HostError {
+  return new HostError(503, 'reloading', 'the host is handing its pods to its next version; retry in a moment');
 }
 
 function shuttingDown(): HostError {

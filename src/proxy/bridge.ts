@@ -45,6 +45,21 @@ export class Bridge implements StreamSink {
     client.resume();
   }
 
+  get streamId(): number {
+    return this.stream.id;
+  }
+
+  /** Handed over: this object lets go of both sides without touching them. */
+  detach(): void {
+    this.client.off('data', this.fromClient);
+    this.client.off('end', this.clientEnded);
+    this.client.off('drain', this.clientDrained);
+    this.client.off('error', this.clientFailed);
+    this.client.off('close', this.clientClosed);
+    this.stream.off('error', this.streamFailed);
+    this.stream.off('close', this.streamClosed);
+  }
+
   /** Shutdown: take nothing more from the client, send FIN, let the guest's answer through. */
   finishRequests(): void {
     this.reading = false;

@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ConsoleRelay, RECORD_BYTES } from '../channel/console-relay.js';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { ConsoleRelay, RECORD_BYTES, type ConsoleRelayState } from '../channel/console-relay.js';
 import { connectWithRetry } from '../channel/unix-socket.js';
 import type { Loggers } from '../log/logger.js';
 import type { SessionStats, StreamStats } from '../yamux/index.js';
@@ -10,7 +11,7 @@ import { containEmitter, runAs, type FaultOwner } from './containment.js';
 import type { ProxyDiagnostics } from './diagnostics.js';
 import { LISTENER_OPTIONS, listenOnFd, listenOnPath } from './listener.js';
 import type { PodSettings } from './pod-settings.js';
-import { Proxy, type ProxyEnd } from './proxy.js';
+import { Proxy, type ProxyEnd, type ProxyParts } from './proxy.js';
 import { TurnPacer } from './turn-pacer.js';
 
 export type PodState = 'connecting' | 'serving' | 'stopping' | 'stopped';
@@ -39,6 +40,14 @@ export interface PodSnapshot {
 export interface PodDetail extends PodSnapshot {
   session: SessionStats | null;
   streamDetail: StreamStats[];
+}
+
+/** What a pod hands to its successor in another process (see pod-handover.ts). */
+export interface PodParts {
+  createdAt: number;
+  server: net.Server;
+  proxy: ProxyParts;
+  console: { socket: net.Socket | null; state: ConsoleRelayState } | null;
 }
 
 export interface PodOptions {
@@ -78,7 +87,9 @@ export const DEFAULT_TURN_SLICE_MS = 0.5;
  */
 export class Pod extends EventEmitter implements FaultOwner {
   private readonly log: Logger;
-  private readonly createdAt = Date.now();
+  private createdAt = Date.now();
+  /** The listen socket's inode when it came from another process (its path is ours to remove). */
+  private adoptedInode: number | null = null;
   private server: net.Server | null = null;
   private proxy: Proxy | null = null;
   private relay: ConsoleRelay | null = null;
@@ -143,6 +154,74 @@ export class Pod extends EventEmitter implements FaultOwner {
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  // ---- handover (pod-handover.ts) --------------------------------------------------------
+
+  /** Stops the pod where it stands and gives its parts; null when it cannot move now. */
+  suspend(): PodParts | null {
+    if (this.endInfo || !this.server || !this.proxy) return null;
+    const proxy = this.proxy.suspend();
+    if (!proxy) return null;
+    return { createdAt: this.createdAt, server: this.server, proxy, console: this.relay?.suspend() ?? null };
+  }
+
+  /** The parts again (after waiting for writes to flush): the session's queues may have moved. */
+  parts(): PodParts {
+    return { createdAt: this.createdAt, server: this.server!, proxy: this.proxy!.parts(), console: this.relay?.suspend() ?? null };
+  }
+
+  /** Every socket the pod holds now: listen socket, guest channel, clients, console. */
+  sockets(): (net.Socket | net.Server)[] {
+    if (this.endInfo || !this.server) return [];
+    const out: (net.Socket | net.Server)[] = [this.server, ...(this.proxy?.sockets() ?? [])];
+    const consoleSocket = this.relay?.connection;
+    if (consoleSocket) out.push(consoleSocket);
+    return out;
+  }
+
+  /** The handover did not happen: the pod carries on here. */
+  resume(): void {
+    this.proxy?.resume();
+    this.relay?.resume();
+  }
+
+  /**
+   * Handed over: the pod lets go of everything without a frame or a shutdown, and never ends
+   * (its successor runs on). The listen socket stays open, so that its path is not removed;
+   * clients this process still accepts on it go to `late`. Returns the clients accepted since
+   * the parts were taken.
+   */
+  release(late: (client: net.Socket) => void): net.Socket[] {
+    this.endInfo = { reason: 'stopped', status: 0 };
+    this.relay?.release();
+    const waiting = this.proxy?.release(late) ?? [];
+    this.clients.clear();
+    return waiting;
+  }
+
+  /** A client accepted on this pod's listen socket by the process that handed it over. */
+  acceptLate(client: net.Socket): void {
+    if (this.server && !this.endInfo) this.server.emit('connection', client);
+    else client.destroy();
+  }
+
+  /** Carries on a pod another process handed over; it is serving at once. */
+  static adopt(options: PodOptions, parts: PodParts): Pod {
+    const pod = new Pod(options);
+    pod.createdAt = parts.createdAt;
+    pod.server = parts.server;
+    try {
+      pod.adoptedInode = lstatSync(options.settings.listenSocket).ino;
+    } catch {
+      pod.adoptedInode = null;
+    }
+    try {
+      runAs(pod, () => pod.run(parts.server, parts));
+    } catch (err) {
+      pod.fail(err);
+    }
+    return pod;
   }
 
   /** Resolves once the yamux session is up; rejects with the end if the pod ends first. */
@@ -226,14 +305,10 @@ export class Pod extends EventEmitter implements FaultOwner {
     };
   }
 
-  private run(server: net.Server): void {
+  private run(server: net.Server, adopted?: PodParts): void {
     const s = this.options.settings;
     // Registered before the Proxy's own listener: every client is contained from its first event.
-    server.on('connection', (client: net.Socket) => {
-      containEmitter(client, this);
-      this.clients.add(client);
-      client.once('close', () => this.clients.delete(client));
-    });
+    server.on('connection', (client: net.Socket) => this.track(client));
     containEmitter(server, this);
     if (s.agentLogsSocket) {
       const rate = consoleRate(s.agentLogRate, this.options.consoleRateCap);
@@ -253,7 +328,8 @@ export class Pod extends EventEmitter implements FaultOwner {
         },
       });
       // The console goes first so that the guest's early boot output is kept (as the Go proxy does).
-      this.relayStarted = this.relay.start().catch((err: Error) => {
+      if (adopted) this.relay.adopt(adopted.console?.socket ?? null, adopted.console?.state ?? { partialLine: '', lines: 0, limiter: { tokens: 0, last: Date.now(), dropped: 0 } });
+      else this.relayStarted = this.relay.start().catch((err: Error) => {
         this.log.warn({ err: err.message }, 'guest console not available; agent logs will not be relayed');
       });
     }
@@ -269,9 +345,32 @@ export class Pod extends EventEmitter implements FaultOwner {
     proxy.on('status', (text: string) => this.emit('status', text));
     proxy.on('ready', () => this.emit('ready'));
     proxy.once('end', (end: ProxyEnd) => this.finalize(this.endOf(end)));
+    if (adopted) {
+      containEmitter(adopted.proxy.channel, this);
+      for (const { socket } of adopted.proxy.clients) this.track(socket);
+      proxy.adopt(adopted.proxy);
+      return;
+    }
     proxy.start().catch((err: Error) => {
       if (this.endInfo?.reason !== 'stopped') this.log.error({ err: err.message }, 'cannot reach the guest channel');
     });
+  }
+
+  /** A listen socket bound by another process: Node would not remove its path on close. */
+  private removeAdoptedPath(): void {
+    if (this.adoptedInode === null) return;
+    const path = this.options.settings.listenSocket;
+    try {
+      if (lstatSync(path).ino === this.adoptedInode) unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  }
+
+  private track(client: net.Socket): void {
+    containEmitter(client, this);
+    this.clients.add(client);
+    client.once('close', () => this.clients.delete(client));
   }
 
   private async openGuestChannel(signal: AbortSignal): Promise<Duplex> {
@@ -310,6 +409,7 @@ export class Pod extends EventEmitter implements FaultOwner {
     this.endInfo = end;
     logEnd(this.log, end, summary);
     this.server?.close();
+    this.removeAdoptedPath();
     for (const client of this.clients) client.destroy();
     this.clients.clear();
     this.relay?.stop();

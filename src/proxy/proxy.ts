@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type net from 'node:net';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { GoAwayCode, GoAwayError, PEER_DRIVEN_MESSAGES, Session, type ReadPacer, type YamuxLogger } from '../yamux/index.js';
+import { resumeReading, stopReading } from '../channel/socket-handover.js';
+import { GoAwayCode, GoAwayError, PEER_DRIVEN_MESSAGES, Session, type ReadPacer, type SessionOptions, type SessionSnapshot, type Stream, type YamuxLogger } from '../yamux/index.js';
 import { Bridge } from './bridge.js';
 import { diagnostics, type ProxyDiagnostics } from './diagnostics.js';
 import { Heartbeat } from './heartbeat.js';
@@ -24,6 +25,17 @@ export interface ProxyOptions {
 
 export type ProxyState = 'new' | 'connecting' | 'serving' | 'stopping' | 'stopped';
 
+/** What a proxy hands to its successor in another process (see pod-handover.ts). */
+export interface ProxyParts {
+  channel: Duplex;
+  session: SessionSnapshot;
+  /** Bridged clients with their stream ids, and clients accepted while suspended (stream null). */
+  clients: { socket: net.Socket; streamId: number | null }[];
+  served: number;
+  refused: number;
+  guestGoAway: GoAwayCode | null;
+}
+
 /** The agent never opens streams toward the host: a guest that opens more than this is hostile. */
 const MAX_GUEST_OPENED_STREAMS = 64;
 
@@ -40,6 +52,9 @@ export type ProxyEnd = { reason: 'stopped' } | { reason: 'guest-ended'; error?: 
 export class Proxy extends EventEmitter {
   state: ProxyState = 'new';
   private session: Session | null = null;
+  private channel: Duplex | null = null;
+  /** A handover is taking this proxy's state: new clients wait unserved. */
+  private suspended = false;
   private readonly pending = new Set<net.Socket>();
   private readonly clients = new Map<net.Socket, Bridge>();
   private readonly abort = new AbortController();
@@ -86,7 +101,122 @@ export class Proxy extends EventEmitter {
       channel.destroy();
       return;
     }
-    const session = new Session(channel, {
+    this.channel = channel;
+    this.begin(new Session(channel, this.sessionOptions()));
+    this.log.info('guest channel connected, yamux session up');
+    this.emit('ready');
+    this.emitStatus();
+    for (const client of this.pending) this.serve(client);
+    this.pending.clear();
+  }
+
+  // ---- handover ---------------------------------------------------------------------------
+
+  /**
+   * Stops this proxy where it stands: nothing is read from the guest or the clients any more
+   * (at their handles), no frame is written, the heartbeat stops; new clients wait unserved.
+   * Null when it is not serving (nothing to hand over yet, or already ending).
+   */
+  suspend(): ProxyParts | null {
+    if (this.state !== 'serving' || !this.session || !this.channel || this.suspended) return null;
+    this.suspended = true;
+    this.heartbeat.stop();
+    if (this.channel instanceof net.Socket) stopReading(this.channel);
+    this.session.suspend();
+    for (const client of this.clients.keys()) stopReading(client);
+    return this.parts();
+  }
+
+  /** The state now (after suspend(): the caller may wait for writes to flush, then take it again). */
+  parts(): ProxyParts {
+    const clients: ProxyParts['clients'] = [...this.clients].map(([socket, bridge]) => ({ socket, streamId: bridge.streamId }));
+    for (const socket of this.pending) clients.push({ socket, streamId: null });
+    return {
+      channel: this.channel!,
+      session: this.session!.snapshot(),
+      clients,
+      served: this.served,
+      refused: this.refused,
+      guestGoAway: this.guestGoAway,
+    };
+  }
+
+  /** The guest channel and every client socket now (a reload passes them to the next host at its start). */
+  sockets(): net.Socket[] {
+    const out = [...this.clients.keys(), ...this.pending];
+    if (this.channel instanceof net.Socket) out.push(this.channel);
+    return out;
+  }
+
+  /** The handover did not happen: carry on. */
+  resume(): void {
+    if (!this.suspended) return;
+    this.suspended = false;
+    if (this.state !== 'serving' || !this.session) return;
+    this.session.resume();
+    if (this.channel instanceof net.Socket) resumeReading(this.channel);
+    for (const client of this.clients.keys()) resumeReading(client);
+    this.heartbeat.start(this.session);
+    for (const client of this.pending) this.serve(client);
+    this.pending.clear();
+  }
+
+  /**
+   * Handed over: lets go of everything without a frame, an event or a shutdown; the sockets are
+   * closed in this process only. Returns the clients accepted since the state was taken (their
+   * new owner serves them); later ones go to `late`.
+   */
+  release(late: (client: net.Socket) => void): net.Socket[] {
+    this.state = 'stopped';
+    this.ended = { reason: 'stopped' };
+    this.abort.abort();
+    this.heartbeat.stop();
+    this.session?.release();
+    this.options.server.off('connection', this.onConnection);
+    this.options.server.removeAllListeners('error');
+    this.options.server.on('error', () => {});
+    this.options.server.on('connection', late);
+    for (const [client, bridge] of this.clients) {
+      bridge.detach();
+      quietlyClose(client);
+    }
+    this.clients.clear();
+    if (this.channel) quietlyClose(this.channel);
+    const waiting = [...this.pending];
+    this.pending.clear();
+    return waiting;
+  }
+
+  /** Carries on a proxy another process handed over (the listen socket is already ours). */
+  adopt(parts: ProxyParts): void {
+    if (this.state !== 'new') throw new Error(`proxy already ${this.state}`);
+    const session = Session.adopt(parts.channel, this.sessionOptions(), parts.session);
+    this.channel = parts.channel;
+    this.served = parts.served;
+    this.refused = parts.refused;
+    this.guestGoAway = parts.guestGoAway;
+    this.begin(session);
+    const streams = new Map<number, Stream>();
+    for (const stream of session.streams()) streams.set(stream.id, stream);
+    for (const { socket, streamId } of parts.clients) {
+      const stream = streamId === null ? undefined : streams.get(streamId);
+      if (streamId === null) this.serve(socket);
+      else if (stream) {
+        streams.delete(streamId);
+        this.bridge(socket, stream);
+      } else socket.destroy(); // its stream ended in the meantime
+    }
+    // A stream whose client was gone when the state was taken: the guest hears RST.
+    for (const stream of streams.values()) {
+      stream.on('error', () => {});
+      stream.destroy();
+    }
+    this.emit('ready');
+    this.emitStatus();
+  }
+
+  private sessionOptions(): SessionOptions {
+    return {
       role: 'client',
       rejectInbound: true, // the agent never opens streams toward the host
       maxRejectedStreams: MAX_GUEST_OPENED_STREAMS,
@@ -99,17 +229,15 @@ export class Proxy extends EventEmitter {
         autoTuneWindowCap: 4 * 1024 * 1024,
         logger: this.yamuxLogger,
       },
-    });
+    };
+  }
+
+  private begin(session: Session): void {
     this.session = session;
     session.on('close', (err?: Error) => this.onSessionClose(err));
     session.on('goaway', (code: GoAwayCode) => this.onGoAway(code));
     this.state = 'serving';
     this.heartbeat.start(session);
-    this.log.info('guest channel connected, yamux session up');
-    this.emit('ready');
-    this.emitStatus();
-    for (const client of this.pending) this.serve(client);
-    this.pending.clear();
   }
 
   /** Orderly stop: no new connections, GoAway, let streams drain, close the channel. */
@@ -149,7 +277,8 @@ export class Proxy extends EventEmitter {
   };
 
   private readonly onConnection = (client: net.Socket): void => {
-    if (this.state === 'serving' && this.guestGoAway !== null) this.refuse(client, 'client refused: guest sent GoAway');
+    if (this.suspended && this.state === 'serving') this.pending.add(client);
+    else if (this.state === 'serving' && this.guestGoAway !== null) this.refuse(client, 'client refused: guest sent GoAway');
     else if (this.state === 'serving') this.serve(client);
     else if (this.state === 'connecting' || this.state === 'new') this.pending.add(client);
     else client.destroy();
@@ -164,6 +293,10 @@ export class Proxy extends EventEmitter {
       return;
     }
     this.served++;
+    this.bridge(client, stream);
+  }
+
+  private bridge(client: net.Socket, stream: Stream): void {
     const id = stream.id;
     // Nothing is formatted per connection unless the debug log wants it.
     const debug = this.log.isLevelEnabled('debug');
@@ -228,4 +361,14 @@ export class Proxy extends EventEmitter {
     this.session?.destroy();
     this.emit('end', end);
   }
+}
+
+/** Closes this process's descriptor of a socket another process now owns: no shutdown, no events. */
+function quietlyClose(socket: Duplex): void {
+  socket.removeAllListeners('close');
+  socket.removeAllListeners('end');
+  socket.removeAllListeners('data');
+  socket.removeAllListeners('error');
+  socket.on('error', () => {});
+  socket.destroy();
 }

@@ -5,7 +5,7 @@ import { packageRoot } from '../package-root.js';
 export const UNIT_FILES = ['kata-proxy@.service', 'kata-proxy@.socket'] as const;
 export const HOST_UNIT_FILES = ['kata-proxy-host.service', 'kata-proxy-host.socket', 'kata-proxy-pod@.service'] as const;
 /** The executable the unit files name, replaced by this installation's. */
-const DEFAULT_EXEC_LINE = /^(Exec(?:Start|Stop))=\/usr\/local\/bin\/kata-proxy /gm;
+const DEFAULT_EXEC_LINE = /^(Exec(?:Start|Stop|Reload))=\/usr\/local\/bin\/kata-proxy /gm;
 
 /** This installation's launcher (bin/kata-proxy), the default ExecStart. */
 export function defaultExecPath(): string {

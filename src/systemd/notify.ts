@@ -59,10 +59,29 @@ export class SystemdNotifier {
     this.statusTimer.unref();
   }
 
+  /** Sends the last status again (a reload's successor: what it said before it was main was not heard). */
+  repeatStatus(): void {
+    const text = this.pendingStatus;
+    this.lastStatus = '';
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    this.statusTimer = null;
+    this.status(text);
+  }
+
   private flushStatus(): void {
     if (this.pendingStatus === this.lastStatus) return;
     this.lastStatus = this.pendingStatus;
     this.sd?.sendState(`STATUS=${this.lastStatus}`);
+  }
+
+  /** A reload began (systemctl shows "reloading" until READY=1 comes, from this process or its successor). */
+  reloading(): void {
+    this.sd?.sendState(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+  }
+
+  /** The service's main process is now `pid` (a reload's successor; NotifyAccess=main lets only us say so). */
+  mainPid(pid: number): void {
+    this.sd?.sendState(`MAINPID=${pid}`);
   }
 
   stopping(): void {

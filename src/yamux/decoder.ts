@@ -1,6 +1,7 @@
 import { FrameType, HEADER_SIZE, PROTOCOL_VERSION, typeName } from './constants.js';
 import { ProtocolError } from './errors.js';
 import { decodeHeader, type FrameHeader } from './header.js';
+import type { DecoderSnapshot } from './snapshot.js';
 
 /** What the decoder reports, in wire order. */
 export interface FrameHandler {
@@ -34,6 +35,28 @@ export class FrameDecoder {
 
   get failed(): boolean {
     return this.state === State.Failed;
+  }
+
+  /** Where the parser stands between two reads (for a handover; `current` is the session's). */
+  snapshot(): Omit<DecoderSnapshot, 'current'> {
+    const h = this.state === State.Payload ? this.header! : null;
+    return {
+      partialHeader: this.scratch.subarray(0, this.scratchFill).toString('base64'),
+      payload: h ? { type: h.type, flags: h.flags, streamId: h.streamId, length: h.length, left: this.payloadLeft } : null,
+    };
+  }
+
+  restore(s: Omit<DecoderSnapshot, 'current'>): void {
+    const partial = Buffer.from(s.partialHeader, 'base64');
+    if (partial.length >= HEADER_SIZE || (partial.length > 0 && s.payload)) throw new ProtocolError('inconsistent decoder snapshot');
+    partial.copy(this.scratch);
+    this.scratchFill = partial.length;
+    if (s.payload) {
+      const { left, ...fields } = s.payload;
+      this.header = { version: PROTOCOL_VERSION, ...fields, type: fields.type as FrameType };
+      this.payloadLeft = left;
+      this.state = State.Payload;
+    }
   }
 
   /** Throws ProtocolError on invalid input (or whatever the handler throws); input after that is ignored. */

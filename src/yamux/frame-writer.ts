@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { FrameType } from './constants.js';
+import { FrameType, HEADER_SIZE } from './constants.js';
 import { encodeHeader } from './header.js';
 
 /** Something with Data frames to send (a stream). The writer calls it once per turn. */
@@ -26,6 +26,8 @@ export class FrameWriter {
   private blocked = false;
   private scheduled = false;
   private stopped = false;
+  /** A handover is taking the session's state: frames queue, nothing is written. */
+  private held = false;
   private blockedTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -87,6 +89,28 @@ export class FrameWriter {
     if (this.conn.writable) this.conn.write(encodeHeader(type, flags, streamId, length));
   }
 
+  /** Nothing is written until release(); frames keep queueing (a handover in progress). */
+  hold(): void {
+    this.held = true;
+  }
+
+  release(): void {
+    this.held = false;
+    this.schedule();
+  }
+
+  /** The control frames queued now (a handover takes them along), and how many are answers. */
+  queuedControl(): { frames: Buffer[]; answers: number } {
+    return { frames: [...this.control], answers: this.queuedAnswers };
+  }
+
+  /** Frames queued by the previous owner of the link, ahead of anything new. */
+  restoreControl(frames: Buffer, answers: number): void {
+    for (let at = 0; at < frames.length; at += HEADER_SIZE) this.control.push(frames.subarray(at, at + HEADER_SIZE));
+    this.queuedAnswers = answers;
+    if (this.control.length > 0) this.schedule();
+  }
+
   stop(): void {
     this.stopped = true;
     this.control = [];
@@ -102,7 +126,7 @@ export class FrameWriter {
   /** Flushes what is queued now (normally done on a microtask). */
   flush(): void {
     this.scheduled = false;
-    if (this.stopped || this.blocked) return;
+    if (this.stopped || this.blocked || this.held) return;
     this.conn.cork();
     try {
       while (!this.blocked && !this.stopped) {
@@ -146,7 +170,7 @@ export class FrameWriter {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.blocked) return;
+    if (this.scheduled || this.blocked || this.held) return;
     this.scheduled = true;
     queueMicrotask(() => this.flush());
   }

@@ -19,6 +19,11 @@ export class RecentIds {
     this.members.add(id);
   }
 
+  /** Oldest first. */
+  ids(): number[] {
+    return this.ring.length < this.capacity ? [...this.ring] : [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
+  }
+
   has(id: number): boolean {
     return this.members.has(id);
   }

@@ -17,6 +17,7 @@ import type { FrameHeader } from './header.js';
 import type { ReadPacer } from './pacer.js';
 import { PingTracker } from './ping-tracker.js';
 import { RecentIds } from './recent-ids.js';
+import { checkSnapshot, fromBase64, SESSION_SNAPSHOT_VERSION, SnapshotError, toBase64, type SessionSnapshot } from './snapshot.js';
 import { Stream, type StreamHost, type StreamStats } from './stream.js';
 
 export interface SessionOptions {
@@ -79,7 +80,8 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
   private readonly acceptQueue: Stream[] = [];
   private readonly acceptWaiters: { resolve: (s: Stream) => void; reject: (e: Error) => void }[] = [];
   private readonly deferredOpens: Stream[] = [];
-  private readonly startedAt = Date.now();
+  private startedAt = Date.now();
+  private suspended = false;
   private nextId: number;
   private unackedOpens = 0;
   private current: Stream | null = null; // target of the Data frame being decoded
@@ -115,6 +117,94 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
     conn.on('error', this.onLinkError);
     if (this.config.enableKeepAlive) this.startKeepAlive();
     this.windowBudget = this.config.autoTuneBudget;
+  }
+
+  /**
+   * A session carried on from a snapshot another Session object took of the same link (in this
+   * process, or in another one that passed the link's descriptor): stream ids, windows, queued
+   * bytes, the partial frame being read and the timers' deadlines continue where it stopped.
+   * Throws SnapshotError (before touching `conn`) on a snapshot this version cannot read.
+   */
+  static adopt(conn: Duplex, options: SessionOptions, snapshot: unknown): Session {
+    const snap = checkSnapshot(snapshot);
+    if (snap.role !== options.role) throw new SnapshotError(`snapshot of a ${snap.role} session adopted as ${options.role}`);
+    const session = new Session(conn, options);
+    session.restore(snap);
+    return session;
+  }
+
+  /**
+   * Stops everything that would read the link or write to it: input is no longer decoded (the
+   * caller stops the link's reading at its source), frames queue without being written, timers
+   * stop with their deadlines kept. resume() undoes it; snapshot() and release() follow it.
+   */
+  suspend(): void {
+    if (this.ended || this.suspended) return;
+    this.suspended = true;
+    this.conn.off('data', this.onData);
+    this.writer.hold();
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
+    this.pings.disarm();
+    for (const stream of this.streamTable.values()) stream.pauseTimer();
+  }
+
+  resume(): void {
+    if (this.ended || !this.suspended) return;
+    this.suspended = false;
+    this.conn.on('data', this.onData);
+    this.pings.rearm();
+    for (const stream of this.streamTable.values()) stream.resumeTimer();
+    if (this.config.enableKeepAlive) this.startKeepAlive();
+    this.writer.release();
+  }
+
+  /** The state of a suspended session (writes flushed or not: queued frames are part of it). */
+  snapshot(): SessionSnapshot {
+    if (!this.suspended) throw new SnapshotError('suspend() the session before taking its snapshot');
+    if (this.closing) throw new SnapshotError('the session is closing');
+    const unaccepted = new Set(this.acceptQueue);
+    const control = this.writer.queuedControl();
+    return {
+      version: SESSION_SNAPSHOT_VERSION,
+      role: this.role,
+      startedAt: this.startedAt,
+      nextId: this.nextId,
+      unackedOpens: this.unackedOpens,
+      deferredOpens: this.deferredOpens.map((s) => s.id),
+      localGoAway: this.localGoAway,
+      remoteGoAway: this.remoteGoAway,
+      counters: { ...this.counters },
+      windowBudget: this.windowBudget,
+      recentlyClosed: this.recentlyClosed.ids(),
+      pings: this.pings.snapshot(),
+      decoder: { ...this.decoder.snapshot(), current: this.current?.id ?? null },
+      control: toBase64(control.frames),
+      answers: control.answers,
+      streams: [...this.streamTable.values()].map((s) => s.snapshot(unaccepted.has(s))),
+    };
+  }
+
+  /**
+   * After a handover: this object lets go of the link without a frame or an event, and its
+   * streams go quiet; the link itself stays open (its new owner uses it).
+   */
+  release(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.error = new SessionClosedError();
+    this.conn.off('data', this.onData);
+    this.conn.off('end', this.onLinkEnd);
+    this.conn.off('close', this.onLinkEnd);
+    this.conn.off('error', this.onLinkError);
+    this.writer.stop();
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    if (this.closing?.timer) clearTimeout(this.closing.timer);
+    this.pings.disarm();
+    for (const stream of this.streamTable.values()) stream.abandon();
+    this.streamTable.clear();
+    this.acceptQueue.length = 0;
+    this.deferredOpens.length = 0;
   }
 
   /** The error that ended the session, or null while it lives (StreamHost). */
@@ -293,6 +383,32 @@ export class Session extends EventEmitter implements StreamHost, FrameHandler {
     // FIN and RST take effect after the data carried in the same frame.
     if (h.flags & Flag.RST) stream.receiveReset();
     else if (h.flags & Flag.FIN) stream.receiveFin();
+  }
+
+  // ---- handover ---------------------------------------------------------------------------
+
+  private restore(s: SessionSnapshot): void {
+    this.startedAt = s.startedAt;
+    this.nextId = s.nextId;
+    this.unackedOpens = s.unackedOpens;
+    this.localGoAway = s.localGoAway;
+    this.remoteGoAway = s.remoteGoAway;
+    this.counters = { ...s.counters };
+    this.windowBudget = s.windowBudget;
+    for (const id of s.recentlyClosed) this.recentlyClosed.add(id);
+    this.pings.restore(s.pings);
+    this.decoder.restore(s.decoder);
+    this.writer.restoreControl(fromBase64(s.control), s.answers);
+    for (const snap of s.streams) {
+      const stream = Stream.restore(this, snap);
+      this.streamTable.set(stream.id, stream);
+      if (snap.unaccepted) this.acceptQueue.push(stream);
+    }
+    for (const id of s.deferredOpens) {
+      const stream = this.streamTable.get(id);
+      if (stream) this.deferredOpens.push(stream);
+    }
+    this.current = s.decoder.current === null ? null : (this.streamTable.get(s.decoder.current) ?? null);
   }
 
   // ---- inbound frames --------------------------------------------------------------------

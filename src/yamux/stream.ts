@@ -3,10 +3,12 @@ import { Flag, FrameType, INITIAL_STREAM_WINDOW, MAX_WINDOW } from './constants.
 import type { YamuxConfig } from './config.js';
 import { ProtocolError, StreamResetError, TimeoutError } from './errors.js';
 import type { FrameSource, FrameWriter } from './frame-writer.js';
+import { fromBase64, readableBytes, toBase64, type StreamSnapshot } from './snapshot.js';
 
 /** What a stream needs from its session. */
 export interface StreamHost {
   readonly config: YamuxConfig;
+  readonly role: 'client' | 'server';
   readonly writer: FrameWriter;
   /** The stream is finished at the protocol level: drop it from the table. */
   streamFinished(stream: Stream, reset: boolean): void;
@@ -67,7 +69,7 @@ interface PendingChunk {
  */
 export class Stream extends Duplex implements FrameSource {
   queued = false;
-  readonly openedAt = Date.now();
+  openedAt = Date.now();
   bytesIn = 0;
   bytesOut = 0;
 
@@ -91,6 +93,7 @@ export class Stream extends Duplex implements FrameSource {
   private sendHead = 0;
   private sendPending = 0;
   private timer: NodeJS.Timeout | null = null;
+  private timerDue: { deadline: number; message: string } | null = null;
   private sink: StreamSink | null = null;
   private sinkWaiting = false;
   private finQueued = false;
@@ -184,6 +187,92 @@ export class Stream extends Duplex implements FrameSource {
       localFin: this.localFin,
       remoteFin: this.remoteFin,
     };
+  }
+
+  // ---- handover ---------------------------------------------------------------------------
+
+  /** Everything another process needs to carry this stream on (see Session.snapshot). */
+  snapshot(unaccepted: boolean): StreamSnapshot {
+    const unsent: Buffer[] = [];
+    if (this.sendQueue.length > 0) {
+      unsent.push(this.sendQueue[0]!.buf.subarray(this.sendHead));
+      for (let i = 1; i < this.sendQueue.length; i++) unsent.push(this.sendQueue[i]!.buf);
+    }
+    // A Duplex-mode writer's writes still buffered by the Writable side.
+    for (const w of (this as unknown as { writableBuffer: { chunk: Buffer }[] }).writableBuffer ?? []) unsent.push(w.chunk);
+    const received = [...this.recvQueue];
+    if (!this.sink && this.readableLength > 0) received.unshift(readableBytes(this));
+    return {
+      id: this.id,
+      outbound: this.id % 2 === 1 ? this.host.role === 'client' : this.host.role === 'server',
+      state: this.state,
+      startedAt: this.openedAt,
+      synPending: this.synPending,
+      ackAwaited: this.ackAwaited,
+      sendWindow: this.sendWindow,
+      recvWindow: this.recvWindow,
+      windowSize: this.windowSize,
+      windowGrown: this.windowGrown,
+      windowEpochAgeMs: performance.now() - this.windowEpoch,
+      localFin: this.localFin,
+      remoteFin: this.remoteFin,
+      finQueued: this.finQueued || ((this as unknown as { writableEnded: boolean }).writableEnded && !this.localFin),
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      received: toBase64(received),
+      unsent: toBase64(unsent),
+      timer: this.timerDue,
+      unaccepted,
+    };
+  }
+
+  /** A stream as another Session object left it; its reader and writer attach afresh. */
+  static restore(host: StreamHost, s: StreamSnapshot): Stream {
+    const stream = new Stream(s.id, host, s.outbound);
+    stream.state = s.state;
+    stream.openedAt = s.startedAt;
+    stream.synPending = s.synPending;
+    stream.ackAwaited = s.ackAwaited;
+    stream.sendWindow = s.sendWindow;
+    stream.recvWindow = s.recvWindow;
+    stream.windowSize = s.windowSize;
+    stream.windowGrown = s.windowGrown;
+    stream.windowEpoch = performance.now() - s.windowEpochAgeMs;
+    stream.localFin = s.localFin;
+    stream.remoteFin = s.remoteFin;
+    stream.finQueued = s.finQueued;
+    stream.bytesIn = s.bytesIn;
+    stream.bytesOut = s.bytesOut;
+    const received = fromBase64(s.received);
+    if (received.length > 0) {
+      stream.recvQueue.push(received);
+      stream.recvQueued = received.length;
+    }
+    const unsent = fromBase64(s.unsent);
+    if (unsent.length > 0) {
+      stream.sendQueue.push({ buf: unsent, cb: null });
+      stream.sendPending = unsent.length;
+    }
+    if (s.timer) stream.armTimer(s.timer.deadline, s.timer.message);
+    if (stream.sendPending > 0 && !stream.synPending && stream.sendWindow > 0) host.writer.markReady(stream);
+    return stream;
+  }
+
+  /** A handover is in progress: the timer stops (its deadline is kept). */
+  pauseTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  resumeTimer(): void {
+    if (this.timerDue && !this.timer) this.armTimer(this.timerDue.deadline, this.timerDue.message);
+  }
+
+  /** Handed over: this object goes quiet (no timer, no frames; the session has let go of the link). */
+  abandon(): void {
+    this.clearTimer();
+    this.finished = true;
+    this.sink = null;
   }
 
   // ---- called by the session -------------------------------------------------------------
@@ -452,15 +541,22 @@ export class Stream extends Duplex implements FrameSource {
   private startTimer(ms: number, message: string): void {
     this.clearTimer();
     if (ms <= 0) return;
+    this.armTimer(Date.now() + ms, message);
+  }
+
+  private armTimer(deadline: number, message: string): void {
+    this.timerDue = { deadline, message };
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.timerDue = null;
       this.destroy(new TimeoutError(`stream ${this.id}: ${message}`));
-    }, ms);
+    }, Math.max(0, deadline - Date.now()));
     this.timer.unref();
   }
 
   private clearTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.timerDue = null;
   }
 }

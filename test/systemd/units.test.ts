@@ -43,6 +43,7 @@ describe('install-units', () => {
     const dir = instantiated(true);
     const host = readFileSync(path.join(dir, 'kata-proxy-host.service'), 'utf8');
     expect(host).toMatch(new RegExp(`^ExecStart=${BIN} host -control-socket /run/kata-proxy/host.sock -state-file /run/kata-proxy/pods.json `, 'm'));
+    expect(host).toMatch(new RegExp(`^ExecReload=${BIN} host upgrade -control-socket /run/kata-proxy/host.sock$`, 'm'));
     expect(host).toMatch(/^LimitNOFILE=1048576$/m);
     expect(host).toMatch(/^RuntimeDirectoryPreserve=yes$/m);
     expect(readFileSync(path.join(dir, 'kata-proxy-host.socket'), 'utf8')).toMatch(/^ListenStream=\/run\/kata-proxy\/host.sock$/m);

@@ -1,0 +1,165 @@
+// The new host's side of a reload (see handover.ts): check that it reads the running host's
+// formats, adopt each pod as it comes, take the control socket, and become the main process.
+import { closeSync } from 'node:fs';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { stopReading } from '../channel/socket-handover.js';
+import { LISTENER_OPTIONS } from '../proxy/listener.js';
+import { adoptPod, prepareSocket, type Handle } from '../proxy/pod-handover.js';
+import type { AttachLink, Host } from './host.js';
+import { FIRST_INHERITED_FD, refusalOf, type FromSuccessor, type ToSuccessor } from './handover-protocol.js';
+
+export interface Takeover {
+  /** The control socket's listening server, passed last. */
+  control: net.Server;
+  moved: number;
+  /** Tells the old host we serve; resolves once it made us systemd's main process. */
+  serving(): Promise<void>;
+  /** After READY=1: the old host may go. */
+  ready(): void;
+}
+
+/**
+ * Runs the successor's half of the protocol until the old host is done handing pods over.
+ * Rejects if the old host goes away before that (this process then exits: it is not main).
+ */
+export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY_TEST_FAULT ?? ''): Promise<Takeover> {
+  const send = (m: FromSuccessor): void => {
+    process.send?.(m);
+  };
+  const handles = new Map<string, Handle[]>();
+  let control: net.Server | null = null;
+  let mainResolve: (() => void) | null = null;
+  const main = new Promise<void>((r) => (mainResolve = r));
+  let pods = 0;
+  /** Descriptors inherited at start (FIRST_INHERITED_FD on), and those a pod took. */
+  let inherited = 0;
+  const used = new Set<number>();
+  return new Promise((resolve, reject) => {
+    const onDisconnect = () => reject(new Error('the running host went away during the reload'));
+    process.once('disconnect', onDisconnect);
+    process.on('message', (m: ToSuccessor, handle?: Handle) => {
+      switch (m.t) {
+        case 'offer': {
+          const refusal = refusalOf(m.formats);
+          if (refusal) {
+            log.error({ err: refusal }, 'reload refused');
+            send({ t: 'refuse', reason: refusal });
+            process.exitCode = 1;
+            process.disconnect();
+            return;
+          }
+          inherited = m.inherited;
+          send({ t: 'accept' });
+          return;
+        }
+        case 'handle': {
+          // Node started reading it on arrival (nothing came in yet: this runs in the same tick).
+          // Until the pod is ours, every byte must stay in the kernel for the running host.
+          if (handle instanceof net.Socket) stopReading(handle);
+          const list = handles.get(m.id) ?? [];
+          if (handle) list[m.index] = handle;
+          handles.set(m.id, list);
+          return;
+        }
+        case 'pod': {
+          if (fault === `exit-before-commit:${++pods}`) process.exit(1);
+          const list = handles.get(m.pod.id) ?? [];
+          handles.delete(m.pod.id);
+          try {
+            m.pod.fds.forEach((fd, index) => {
+              if (fd === null) return;
+              used.add(fd);
+              list[index] = fromInherited(fd, index === m.pod.state?.server);
+            });
+            const { state, link, ...item } = m.pod;
+            const pod = state ? adoptPod(host.podOptions(item.id, item.config), state, list) : null;
+            const linkSocket = link === undefined ? undefined : list[link];
+            host.adopt(item, pod, linkSocket instanceof net.Socket ? socketAttachLink(linkSocket) : undefined);
+            send({ t: 'took', id: m.pod.id });
+          } catch (err) {
+            log.error({ sandbox: m.pod.id, err: (err as Error).message }, 'reload: cannot take this pod; it stays with the running host');
+            for (const h of list) if (h instanceof net.Socket) h.destroy();
+            send({ t: 'failed', id: m.pod.id, reason: (err as Error).message });
+          }
+          return;
+        }
+        case 'late':
+          if (handle instanceof net.Socket) host.lateClient(m.id, prepareSocket(handle));
+          return;
+        case 'late-control':
+          if (handle instanceof net.Socket) {
+            if (control) control.emit('connection', handle);
+            else handle.destroy();
+          }
+          return;
+        case 'control':
+          if (handle instanceof net.Server) control = handle;
+          return;
+        case 'done':
+          process.off('disconnect', onDisconnect);
+          // Sockets of pods that did not move (or closed meanwhile): not ours.
+          for (let fd = FIRST_INHERITED_FD; fd < FIRST_INHERITED_FD + inherited; fd++) {
+            if (!used.has(fd)) closeQuietly(fd);
+          }
+          if (!control) return reject(new Error('the control socket did not arrive'));
+          host.setPending(m.pending);
+          resolve({
+            control,
+            moved: m.moved,
+            serving: async () => {
+              send({ t: 'serving' });
+              await main;
+            },
+            ready: () => {
+              send({ t: 'ready' });
+              // The old host exits: its end of the channel goes; ours must not keep us alive.
+              process.channel?.unref();
+            },
+          });
+          return;
+        case 'main':
+          mainResolve?.();
+          return;
+      }
+    });
+  });
+}
+
+/** A socket inherited at start, as the object the pod expects; reading starts at adoption. */
+function fromInherited(fd: number, server: boolean): Handle {
+  if (server) return net.createServer(LISTENER_OPTIONS).listen({ fd });
+  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // not open
+  }
+}
+
+/** The per-pod handle's connection after a reload: its HTTP head was sent by the old host. */
+function socketAttachLink(socket: net.Socket): AttachLink {
+  prepareSocket(socket);
+  socket.on('error', () => {});
+  socket.resume(); // the handle sends nothing more; its EOF is read and ignored
+  let closedByUs = false;
+  return {
+    socket,
+    send: (line) => void socket.write(line),
+    close() {
+      closedByUs = true;
+      socket.end();
+    },
+    onClose(listener) {
+      if (socket.destroyed) queueMicrotask(() => !closedByUs && listener());
+      else socket.once('close', () => !closedByUs && listener());
+    },
+    release() {
+      closedByUs = true;
+      return socket;
+    },
+  };
+}
