@@ -6,7 +6,7 @@ import { FloodConsole, SlowReader } from '../test/helpers/console-flood.js';
 import { daemonEnv, LAUNCHER, probe, REPO_ROOT, runtimeArgv, type LoadClient } from './peers.js';
 import { PeakSampler, settledSample, sleep } from './proc.js';
 import type { LatencyResult, Target } from './protocol.js';
-import { table, type Figure, type TargetResult } from './report.js';
+import { table, type Figure, type TargetResult } from './report-parts.js';
 import { percentiles, ratio, summarize, type Summary } from './stats.js';
 
 const MiB = 1 << 20;

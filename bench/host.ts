@@ -18,7 +18,7 @@ import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startDaemon, type Daemon
 import { measurePodStart, proxySubject } from './pod-start.js';
 import { groupPss, settledSample, sleep, type MemSample } from './proc.js';
 import type { HoldResult, LatencyResult, Target, ThroughputResult } from './protocol.js';
-import { table, type Figure, type TargetResult } from './report.js';
+import { table, type Figure, type TargetResult } from './report-parts.js';
 import { percentiles, ratio, summarize, type Summary } from './stats.js';
 
 const MiB = 1 << 20;

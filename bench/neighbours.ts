@@ -15,7 +15,7 @@ import { controlRequest } from '../src/host/control-client.js';
 import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startNodeChild } from './peers.js';
 import { sleep } from './proc.js';
 import type { ChurnResult, NeighboursResult, Target, ThroughputResult } from './protocol.js';
-import { table, type Figure, type TargetResult } from './report.js';
+import { table, type Figure, type TargetResult } from './report-parts.js';
 import { percentiles, ratio, summarize, type Summary } from './stats.js';
 
 const MiB = 1 << 20;

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { controlRequest } from '../src/host/control-client.js';
 import { Child, daemonEnv, LAUNCHER, startNodeChild } from './peers.js';
 import { PeakSampler, sleep, type MemSample } from './proc.js';
-import { table, type Figure, type TargetResult } from './report.js';
+import { table, type Figure, type TargetResult } from './report-parts.js';
 import { percentiles } from './stats.js';
 
 const MiB = 1 << 20;

@@ -13,6 +13,9 @@ import type { MemSample } from './proc.js';
 import type { ProfileSummary } from './cpuprofile.js';
 import { ratio, type Summary } from './stats.js';
 import type { ScenarioResult } from './throughput.js';
+import { table, type Figure, type TargetResult } from './report-parts.js';
+
+export { table, type Figure, type TargetResult } from './report-parts.js';
 
 export interface Machine {
   nproc: number;
@@ -49,25 +52,6 @@ export interface Results {
   durationSeconds: number;
 }
 
-/** One comparable number (for the regression check against the previous run). */
-export interface Figure {
-  key: string;
-  value: number;
-  unit: string;
-  better: 'higher' | 'lower';
-  /** The worst repetition of this run (min when higher is better, max otherwise), when known. */
-  worst?: number;
-}
-
-export interface TargetResult {
-  name: string;
-  value: number;
-  op: '>=' | '<=';
-  limit: number;
-  unit: string;
-  pass: boolean;
-}
-
 export interface Regression {
   key: string;
   previous: number;
@@ -86,13 +70,6 @@ export const GO_PROXY = 'go-proxy';
 export const KATA_PROXY = 'kata-proxy';
 
 // ---- formatting -------------------------------------------------------------------------------
-
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const sep = `|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(headers), sep, ...rows.map(line)].join('\n');
-}
 
 const num = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
 const spread = (s: Summary, digits = 0) => (s.n > 1 ? ` [${num(s.min, digits)}–${num(s.max, digits)}]` : '');

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
 import { DEFAULT_TURN_SLICE_MS } from '../proxy/pod.js';
 import { formatMode, parsePodId, podConfigFromJson } from '../proxy/pod-settings.js';
-import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_FILE, type ParsedCommand } from './command-line.js';
+import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_FILE, type ParsedCommand } from './parsed-command.js';
 import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt, seconds } from './options.js';
 
 /**
