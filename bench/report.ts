@@ -2,6 +2,7 @@
 // BENCHMARKS.md), PASS/FAIL per target, and the comparison with the previous results.json.
 import { floodFigures, floodsSection, floodTargets, type FloodsResult } from './floods.js';
 import { hostFigures, hostSection, hostTargets, type HostFigures } from './host.js';
+import { podMemoryFigures, podMemorySection, podMemoryTargets, type PodMemoryFigures } from './pod-memory.js';
 import { neighboursFigures, neighboursSection, neighboursTargets, type NeighboursFigures } from './neighbours.js';
 import { reloadFigures, reloadSection, reloadTargets, type ReloadFigures } from './reload.js';
 import type { LatencyPhase } from './latency.js';
@@ -42,6 +43,7 @@ export interface Results {
   floods?: FloodsResult;
   host?: HostFigures;
   neighbours?: NeighboursFigures;
+  podMemory?: PodMemoryFigures;
   reload?: ReloadFigures;
   peak?: Record<string, MemSample>;
   flags?: FlagRow[];
@@ -393,6 +395,7 @@ export function collectFigures(r: Results): Figure[] {
   if (r.floods) out.push(...floodFigures(r.floods));
   if (r.host) out.push(...hostFigures(r.host));
   if (r.neighbours) out.push(...neighboursFigures(r.neighbours));
+  if (r.podMemory) out.push(...podMemoryFigures(r.podMemory));
   if (r.reload) out.push(...reloadFigures(r.reload));
   for (const s of r.throughput ?? []) {
     const p = s.peak?.[PROXY];
@@ -469,6 +472,7 @@ export function evaluateTargets(r: Results): TargetResult[] {
   if (r.floods) t.push(...floodTargets(r.floods));
   if (r.host) t.push(...hostTargets(r.host));
   if (r.neighbours) t.push(...neighboursTargets(r.neighbours));
+  if (r.podMemory) t.push(...podMemoryTargets(r.podMemory));
   if (r.reload) t.push(...reloadTargets(r.reload));
   return t;
 }
@@ -557,6 +561,7 @@ export function render(r: Results, previousFound: boolean): string {
   }
   if (r.floods) parts.push(floodsSection(r.floods));
   if (r.host) parts.push(hostSection(r.host));
+  if (r.podMemory) parts.push(podMemorySection(r.podMemory));
   if (r.neighbours) parts.push(neighboursSection(r.neighbours));
   if (r.reload) parts.push(reloadSection(r.reload));
   if (r.density || r.peak) {

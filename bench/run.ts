@@ -5,7 +5,7 @@
 //
 // Options: --quick (fewer/smaller repetitions, for trying things out; results are not written
 // unless --out is given), --profile (also CPU-profile the daemon), --only=throughput,latency,
-// memory,pods,host,neighbours,reload,flags,floods, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
+// memory,pods,host,podmem,neighbours,reload,flags,floods, --reps=N, --out=FILE, --no-write, --ab=DIR (another built checkout, e.g. a copy
 // with a change applied: its bin/kata-proxy becomes one more path, "proxy B → Go", measured
 // side by side with this tree's), --paths=plain,engine,proxy,proxy-sim,proxy-b, --dirs=up,down,echo,
 // --streams=1,64 (subsets, for experiments), --kata-proxy PATH (a real Go kata-proxy binary: one
@@ -21,6 +21,7 @@ import { measureFloods } from './floods.js';
 import { HostProcess, measureHost } from './host.js';
 import { HOSTED_LAUNCHER } from './hosted-fleet.js';
 import { measureNeighbours } from './neighbours.js';
+import { measurePodMemory } from './pod-memory.js';
 import { measureBurst } from './pod-burst.js';
 import { packageFor } from './node-line.js';
 import { measureReload } from './reload.js';
@@ -80,7 +81,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const get = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-  const only = new Set((get('only') ?? 'podstart,throughput,latency,floods,memory,pods,host,neighbours,reload,flags').split(','));
+  const only = new Set((get('only') ?? 'podstart,throughput,latency,floods,memory,pods,host,podmem,neighbours,reload,flags').split(','));
   const kataProxyAt = argv.indexOf('--kata-proxy');
   if (argv.includes('--profile')) only.add('profile');
   const defaultOut = join(REPO_ROOT, 'bench', 'results.json');
@@ -357,6 +358,11 @@ async function main(): Promise<void> {
     if (o.only.has('host')) {
       log(`\n# host mode: one \`kata-proxy host\` for every pod against per-pod daemons (memory, busy neighbour, 8 pods at once, restart, pod start)`);
       results.host = await measureHost({ dir: sock('host'), goMux: sock('go.sock'), client, quick: o.quick, reps: o.reps, startRuns: o.startRuns }, log);
+    }
+    if (o.only.has('podmem')) {
+      log(`\n# host memory per pod: live pods (Go guest, console, handle connection), and what the host keeps of ended ones`);
+      mkdirSync(sock('podmem'));
+      results.podMemory = await measurePodMemory({ dir: sock('podmem'), goMux: sock('go.sock'), quick: o.quick });
     }
     if (o.only.has('neighbours')) {
       log(`\n# neighbours: 3 pods' round trips while a 4th floods its console, resets every stream or transfers in bulk; one host against per-pod daemons`);

@@ -76,7 +76,18 @@ mv "$lib/systemd/SECURITY.txt" "$doc/SECURITY.txt"
 
 # The commands run the Node the package depends on (and its add-ons were built for), not whatever
 # `node` comes first on the caller's PATH.
-sed -i "s|^exec node \$flags |exec $node \$flags |" "$lib/bin/kata-proxy"
+# bin/kata-proxy is sh and JavaScript in one file (so that `node bin/kata-proxy` works in a
+# checkout); a package ships them apart, each a file its checker can read: the sh part runs the
+# JavaScript part, bin/kata-proxy.mjs.
+split=$(grep -n '^\*/$' "$lib/bin/kata-proxy" | head -1 | cut -d: -f1)
+[ -n "$split" ] || fail "bin/kata-proxy: no end of its sh part (a line '*/')"
+tail -n +"$((split + 1))" "$lib/bin/kata-proxy" >"$lib/bin/kata-proxy.mjs"
+head -n "$((split - 1))" "$lib/bin/kata-proxy" | sed "1,2{/^':' \/\*$/d}" |
+  sed "s|^exec node \$flags \"\$root/bin/kata-proxy\" |exec $node \$flags \"\$root/bin/kata-proxy.mjs\" |" >"$lib/bin/kata-proxy.sh"
+mv "$lib/bin/kata-proxy.sh" "$lib/bin/kata-proxy"
+chmod 0755 "$lib/bin/kata-proxy"
+chmod 0644 "$lib/bin/kata-proxy.mjs"
+sh -n "$lib/bin/kata-proxy" || fail "bin/kata-proxy: its sh part does not parse"
 sed -i "s|\"\$handle\" node |\"\$handle\" $node |; s|UV_THREADPOOL_SIZE=1 node |UV_THREADPOOL_SIZE=1 $node |" "$lib/bin/kata-proxy-hosted"
 for launcher in kata-proxy kata-proxy-hosted; do
   grep -q "$node " "$lib/bin/$launcher" || echo "build-deb: warning: bin/$launcher changed shape: it runs the node on PATH" >&2
@@ -84,7 +95,7 @@ done
 ln -s ../lib/kata-proxy/bin/kata-proxy "$root/usr/bin/kata-proxy"
 ln -s ../lib/kata-proxy/bin/kata-proxy-hosted "$root/usr/bin/kata-proxy-hosted"
 for host in '' --host; do
-  "$node" "$lib/bin/kata-proxy" install-units --dir "$root/lib/systemd/system" --exec-path /usr/bin/kata-proxy $host >/dev/null
+  "$node" "$lib/bin/kata-proxy.mjs" install-units --dir "$root/lib/systemd/system" --exec-path /usr/bin/kata-proxy $host >/dev/null
 done
 rm -rf "$lib/dist/.compile-cache"
 cp packaging/deb/host.env packaging/deb/pod-defaults.env "$root/etc/kata-proxy/"

@@ -11,6 +11,9 @@ import { connectWithRetry } from './unix-socket.js';
 
 export const READ_BYTES = 16 * 1024;
 
+/** At least this long between two connections to the console. */
+const RECONNECT_MIN_MS = 1000;
+
 /** How often a line kept from a flood checks whether the log takes lines again. */
 const HELD_LINE_CHECK_MS = 20;
 
@@ -144,9 +147,13 @@ export class ConsoleRelay {
 
   private async run(socket: net.Socket): Promise<void> {
     for (let current: net.Socket | null = socket; current && !this.abort.signal.aborted; ) {
+      const connectedAt = Date.now();
       await this.drain(current);
       if (this.abort.signal.aborted) return;
       this.options.log.info({ console: this.options.socketPath }, 'guest console closed; reconnecting');
+      // A console that closes as soon as it is opened is not reopened in a tight loop.
+      const wait = RECONNECT_MIN_MS - (Date.now() - connectedAt);
+      if (wait > 0) await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => {});
       current = await this.reconnect();
     }
   }

@@ -57,6 +57,8 @@ export class LineSplitter {
   /** Starts with the line in progress another splitter had. */
   restorePartial(line: Buffer): void {
     const n = Math.min(line.length, this.maxLineBytes);
+    this.partialBytes = 0;
+    this.reserve(n);
     line.copy(this.partial, 0, 0, n);
     this.partialBytes = n;
   }

@@ -23,15 +23,15 @@ export async function runDemo(options: { stay: boolean; out?: NodeJS.WritableStr
   const guest = new SimulatedGuest({ muxSocket: sockets.mux, consoleSocket: sockets.console, consoleIntervalMs: 5000 });
   await guest.start();
   const argv = [
-    BIN,
     '-listen-socket', `unix://${sockets.listen}`,
     '-mux-socket', sockets.mux,
     '-sandbox', 'demo',
     '-log', 'info',
     '-agent-logs-socket', sockets.console,
   ];
-  out.write(`simulated guest: ${sockets.mux}\nstarting: kata-proxy ${argv.slice(1).join(' ')}\n\n`);
-  const daemon = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+  out.write(`simulated guest: ${sockets.mux}\nstarting: kata-proxy ${argv.join(' ')}\n\n`);
+  // The launcher itself, as the Kata runtime starts it (its flags, its snapshot when it has one).
+  const daemon = spawn(BIN, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<number>((resolve) => daemon.once('exit', (code) => resolve(code ?? 1)));
   const cleanup = async () => {
     daemon.kill('SIGTERM');

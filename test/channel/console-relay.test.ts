@@ -173,6 +173,28 @@ describe('ConsoleRelay', () => {
     expect(dropped + agent.records.length).toBe(20_001);
   });
 
+  it('a console that closes as soon as it is opened is reopened once a second, not in a loop', async () => {
+    const dir = createTempDir('kpc');
+    cleanups.push(() => dir.cleanup());
+    const path = dir.socket('console');
+    let connections = 0;
+    const server = net.createServer((c) => {
+      connections++;
+      c.on('error', () => {});
+      c.end('boot line\n');
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const agent = recordingLogger();
+    const relay = new ConsoleRelay({ socketPath: path, agentLog: agent.logger, log: recordingLogger().logger, retryTimeoutMs: 5000 });
+    cleanups.push(() => relay.stop());
+    await relay.start();
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(connections).toBeGreaterThanOrEqual(2);
+    expect(connections).toBeLessThanOrEqual(4);
+    expect(agent.records.filter((r) => r.msg === 'boot line').length).toBe(connections);
+  });
+
   it('rate limit: drops beyond the limit and reports how many', async () => {
     const { clients, agent, own, relay } = await relayOnConsole({ ratePerSecond: 100 });
     clients[0]!.write(Array.from({ length: 1000 }, (_, i) => `boot line ${i}\n`).join(''));
