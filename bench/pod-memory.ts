@@ -44,7 +44,8 @@ async function consoleAt(path: string): Promise<Console> {
   };
 }
 
-function exchange(path: string, line: string): Promise<number> {
+/** Sends `line` on a new connection, half-closes, and resolves with the bytes it gets back. */
+export function exchange(path: string, line: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.connect(path);
     let got = 0;

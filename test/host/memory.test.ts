@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { exchange } from '../../bench/pod-memory.js';
 import { controlRequest } from '../../src/host/control-client.js';
 import { BIN } from '../helpers/daemon.js';
 import { findGoPeer, startGoPeer } from '../helpers/go-peer.js';
@@ -39,19 +40,8 @@ async function settled(pid: number): Promise<number> {
   return prev;
 }
 
-function download(path: string, bytes: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(path);
-    let got = 0;
-    s.on('data', (c: Buffer) => (got += c.length));
-    s.once('end', () => {
-      s.end();
-      resolve(got);
-    });
-    s.once('error', reject);
-    s.end(`source ${bytes} 1\n`);
-  });
-}
+/** A download of `bytes` from the Go guest's source service; resolves with the bytes received. */
+const download = (path: string, bytes: number) => exchange(path, `source ${bytes} 1\n`);
 
 describe.skipIf(!GO_PEER)('kata-proxy host: memory of ended pods', () => {
   it('50 pods one after another, each with its console, requests and its handle killed: the host keeps at most 4 MiB of them', async () => {
