@@ -4,6 +4,7 @@
 // prints them, with status 2; help and version keep bin/kata-proxy's outputs.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,7 +52,8 @@ describe('registration with a real host', () => {
       const handleEnv = kind.name === 'native handle' ? { PATH: '/nonexistent' } : {};
       const handle = spawnHandle(kind, runtimeArgv(paths), { ...handleEnv, KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
       try {
-        while (!existsSync(paths.listen)) {
+        // The socket file exists from bind(); it answers from listen() on.
+        while (!(await accepts(paths.listen))) {
           if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
           await sleep(5);
         }
@@ -176,3 +178,15 @@ describe('registration with a real host', () => {
     expect(await run(HOSTED_BIN, ['-control-socket'], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('-control-socket') });
   });
 });
+
+/** Whether a connection to `path` is accepted now. */
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
