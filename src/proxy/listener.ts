@@ -69,7 +69,8 @@ export async function removeStaleSocket(socketPath: string): Promise<void> {
   await unlink(socketPath);
 }
 
-function isLive(socketPath: string): Promise<boolean> {
+/** Whether something accepts connections on this Unix socket path now. */
+export function isLive(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.connect(socketPath);
     probe.once('connect', () => {

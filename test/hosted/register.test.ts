@@ -4,11 +4,11 @@
 // prints them, with status 2; help and version keep bin/kata-proxy's outputs.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/host/control-client.js';
+import { isLive } from '../../src/proxy/listener.js';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv, spawnDaemon, type Daemon } from '../helpers/daemon.js';
@@ -53,7 +53,7 @@ describe('registration with a real host', () => {
       const handle = spawnHandle(kind, runtimeArgv(paths), { ...handleEnv, KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
       try {
         // The socket file exists from bind(); it answers from listen() on.
-        while (!(await accepts(paths.listen))) {
+        while (!(await isLive(paths.listen))) {
           if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
           await sleep(5);
         }
@@ -178,15 +178,3 @@ describe('registration with a real host', () => {
     expect(await run(HOSTED_BIN, ['-control-socket'], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('-control-socket') });
   });
 });
-
-/** Whether a connection to `path` is accepted now. */
-function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
