@@ -1,4 +1,4 @@
-// Neighbours (issue 16): does one pod's trouble reach the others? Three neighbour pods, each with
+// Neighbours: does one pod's trouble reach the others in host mode? Three neighbour pods, each with
 // a hashicorp/yamux guest and a steady light load (a 64-byte round trip every 10 ms on a
 // long-lived connection, a 4 MiB checksummed echo every 2 s), while a fourth pod:
 //   - floods its console (a `yes` through socat: hundreds of MB/s of 200-byte lines), logged at info
@@ -53,6 +53,8 @@ interface PodPaths {
   listen: string;
   mux: string;
   console?: string;
+  /** Its guest resets every stream: it never answers a probe, its session is enough. */
+  resetsStreams?: boolean;
 }
 
 /** The four pods of one mode: `kata-proxy host` with four pods, or four per-pod daemons. */
@@ -142,9 +144,8 @@ async function daemonFleet(dir: string, neighbours: PodPaths[]): Promise<Fleet> 
   return fleet;
 }
 
-/** A pod whose guest resets every stream never answers a probe: there, its session is enough. */
 async function untilServesOrGuestResets(p: PodPaths, alive: () => boolean): Promise<void> {
-  if (!p.id.includes('reset')) return untilServes(p.listen, alive, p.id);
+  if (!p.resetsStreams) return untilServes(p.listen, alive, p.id);
   await sleep(300);
   if (!alive()) throw new Error(`${p.id} exited`);
 }
@@ -229,6 +230,7 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
               id: scenario === 'stream resets' ? 'reset' : scenario === 'console flood' ? 'flood' : 'bulk',
               listen: join(dir, `${scenario.replace(' ', '-')}.sock`),
               mux: scenario === 'stream resets' ? resetMux : o.goMux,
+              resetsStreams: scenario === 'stream resets',
               ...(scenario === 'console flood' ? { console: join(dir, 'console.sock') } : {}),
             };
             const flood = hostile.console ? consoleFlood(hostile.console) : null;

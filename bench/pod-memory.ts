@@ -1,4 +1,4 @@
-// What `kata-proxy host` spends on its pods' memory (issue 16), measured as the runtime uses it:
+// What `kata-proxy host` spends on its pods' memory, measured as the runtime uses it:
 // every pod with a hashicorp/yamux guest (one Go peer serves them all: guests are not Node
 // processes), a console socket, a handle's attach connection (kept open by this process, as
 // kata-proxy-hosted keeps it) and one finished connection.

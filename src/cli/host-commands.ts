@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
 import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
-import { DEFAULT_TURN_SLICE_MS } from '../proxy/pod.js';
 import { formatMode, parsePodId, podConfigFromJson } from '../proxy/pod-settings.js';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_FILE, type ParsedCommand } from './parsed-command.js';
 import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt, seconds } from './options.js';
@@ -10,6 +9,9 @@ import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt, 
  * mode lines past this rate are only counted (journald's own default is 10,000 per 30 s).
  */
 const DEFAULT_POD_LOG_RATE = 1000;
+
+/** Half a millisecond of a pod's reading per loop turn: about what a neighbour's 64-byte round trip costs. */
+const DEFAULT_POD_SLICE_MS = 0.5;
 import { parseSocketArg } from './socket-arg.js';
 
 /** `kata-proxy host` and the `kata-proxy pod add|rm|ls|show` client. */
@@ -25,7 +27,7 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         .argParser(nonNegative),
     )
     .addOption(
-      new Option('--pod-slice <ms>', "each pod's share of an event-loop turn for its reads (0: unpaced)").default(DEFAULT_TURN_SLICE_MS).argParser(nonNegative),
+      new Option('--pod-slice <ms>', "each pod's share of an event-loop turn for its reads (0: unpaced)").default(DEFAULT_POD_SLICE_MS).argParser(nonNegative),
     )
     .addOption(logLevelOption().default('warn'));
   for (const o of logOutputOptions()) host.addOption(o);

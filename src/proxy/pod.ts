@@ -76,9 +76,6 @@ export interface PodOptions {
   consoleReadBuffer?: Buffer;
 }
 
-/** Host mode's default: half a millisecond of reading per loop turn, about what a neighbour's 64-byte round trip costs. */
-export const DEFAULT_TURN_SLICE_MS = 0.5;
-
 /**
  * One pod: its listen socket, guest channel (Unix socket or tty), Proxy (yamux session,
  * heartbeat, clients) and console relay. No process-global state: the per-pod daemon runs one,

@@ -1,4 +1,4 @@
-// The console relay starts and stays on (issue 16): the line a guest writes right after a flood is
+// The console relay starts and stays on: the line a guest writes right after a flood is
 // relayed once the log has room again, every later line is relayed, every line is either on
 // stderr or counted in a drop summary; and a console socket that appears late is still read from
 // its first line.

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { podConfigFromJson } from '../../src/proxy/pod-settings.js';
 import { GUESTS, type RunningGuest } from '../e2e/guests.js';
 import { perTest } from '../helpers/per-test.js';
 import { attachRaw, eventually, inProcessHost, podBody, type InProcessHost } from './helpers.js';
@@ -55,7 +56,6 @@ type Ending = 'guest killed' | 'pod rm' | 'guest killed, handle attached' | 'han
 const ENDINGS: Ending[] = ['guest killed', 'pod rm', 'guest killed, handle attached', 'handle gone'];
 
 async function round(h: InProcessHost, id: string, guest: RunningGuest, end: Ending, outcomes: Outcome[]): Promise<void> {
-  const { podConfigFromJson } = await import('../../src/proxy/pod-settings.js');
   await h.host.put(id, podConfigFromJson(podBody(t.tmp, id)), { waitServing: true });
   let link: Awaited<ReturnType<typeof attachRaw>> | null = null;
   if (end.includes('handle')) {

@@ -1,4 +1,4 @@
-// Memory goes back (issue 16): what `kata-proxy host` keeps of a pod after it ends. The real host
+// Memory goes back: what `kata-proxy host` keeps of a pod after it ends. The real host
 // (bin/kata-proxy host) and a hashicorp/yamux guest; each pod has a handle attached (as
 // kata-proxy-hosted holds it) that is killed at the end, which removes the pod.
 import { spawn, type ChildProcess } from 'node:child_process';
