@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds dist/native/kata-proxy-handle (npm run build, after tsc). Linked statically, with musl
+# Builds dist/native/kata-proxy-handle and dist/native/malloc-trim.node (npm run build, after tsc).
+# The handle is linked statically, with musl
 # where musl-gcc is installed (Debian: musl-tools): ~25 KB PSS per handle in a fleet, against
 # ~64 KB with glibc and ~115 KB dynamically linked (the loader's relocations and libc's data are
 # private to each process). Without a C compiler bin/kata-proxy-hosted uses the Node
@@ -14,11 +15,20 @@ if [ -z "$cc" ]; then
   done
 fi
 mkdir -p dist/native
-rm -f "$out"
+rm -f "$out" dist/native/malloc-trim.node
 if [ -z "$cc" ]; then
   echo "kata-proxy: no C compiler (cc, gcc, clang or \$CC): host mode will hold each pod with a Node process instead of $out" >&2
   exit 0
 fi
+
+# The host's heap trimmer: a shared object loaded into node, so linked against the node's own libc
+# (glibc), never musl. Without it a host keeps what busy pods fragmented of its C heap.
+if ! $cc -O2 -Wall -Wextra -shared -fPIC -o dist/native/malloc-trim.node.tmp native/malloc-trim.c; then
+  echo "kata-proxy: cannot build dist/native/malloc-trim.node: the host will not give back the C heap busy pods leave" >&2
+else
+  mv dist/native/malloc-trim.node.tmp dist/native/malloc-trim.node
+fi
+
 flags="-O2 -Wall -Wextra -s"
 # musl's static startup dirties far fewer pages than glibc's: ~24 KB private per handle against ~56.
 if [ -z "${CC:-}" ] && command -v musl-gcc >/dev/null 2>&1 && musl-gcc $flags -static -o "$out.tmp" "$src" 2>/dev/null; then

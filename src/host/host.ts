@@ -8,6 +8,7 @@ import { Pod, type PodEnd, type PodOptions } from '../proxy/pod.js';
 import { capturePod, type PodCapture } from '../proxy/pod-handover.js';
 import { podSettingsOf, sameConfig, type PodConfig } from '../proxy/pod-settings.js';
 import { HostError } from './host-error.js';
+import { loadHeapTrim } from './heap-trim.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
 import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
 import { isSameProcess, processStartTime } from './process-identity.js';
@@ -78,7 +79,7 @@ export class Host {
   private closing = false;
   /** Every pod's console reads land here in turn (each read is consumed before the next). */
   private readonly consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
-  private readonly reclaimer = new MemoryReclaimer();
+  private readonly reclaimer: MemoryReclaimer;
   /** A reload is handing the pods to the next host: changes are refused meanwhile (503). */
   private reloading = false;
   /** After a reload: pods the previous host still runs (they come later); kept in the state file. */
@@ -86,6 +87,7 @@ export class Host {
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
+    this.reclaimer = this.newReclaimer();
     this.handleTimer = setInterval(() => this.dropGoneHandles(), options.handleCheckMs ?? 2000);
     this.handleTimer.unref();
   }
@@ -361,6 +363,16 @@ export class Host {
     for (const e of this.entries.values()) e.link?.close();
     await Promise.all([...this.entries.values()].map((e) => e.pod?.stop('host stopping')));
     await this.options.stateFile?.idle();
+  }
+
+  private newReclaimer(): MemoryReclaimer {
+    const heap = loadHeapTrim();
+    if (!heap.trim) this.log.info({ reason: heap.reason }, 'the host collects the memory of ended pods but cannot trim its C heap');
+    const mib = (n: number) => Math.round(n / 10485.76) / 100;
+    return new MemoryReclaimer({
+      trim: heap.trim,
+      onReclaimed: (r) => this.log.debug({ rssBeforeMiB: mib(r.rssBefore), rssAfterMiB: mib(r.rssAfter), trimMs: Math.round(r.trimMs * 10) / 10 }, 'memory of ended pods given back'),
+    });
   }
 
   private newPod(id: string, config: PodConfig): Pod {

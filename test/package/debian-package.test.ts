@@ -106,6 +106,11 @@ describe.skipIf(why !== null)('the Debian package (npm run deb)', () => {
     expect((await run('grep', ['-h', '^ExecStart=', '/lib/systemd/system/kata-proxy-host.service'])).stdout).toMatch(/^ExecStart=\/usr\/bin\/kata-proxy host /);
   });
 
+  it("the host's heap trimmer loads in the system's node", async () => {
+    const ran = await run('node', ['-e', 'const m = require("/usr/lib/kata-proxy/dist/native/malloc-trim.node"); process.stdout.write(typeof m.trim());'], { env });
+    expect(ran.stdout).toBe('boolean');
+  });
+
   it('the host and kata-proxy-hosted with the packaged native handle', async () => {
     await expectHostWithHosted('/usr/bin', t.tmp, t.cleanups, '/usr/lib/kata-proxy/dist/native/kata-proxy-handle');
   });
