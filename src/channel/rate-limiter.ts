@@ -31,6 +31,13 @@ export class RateLimiter {
     return this.tokens < 1;
   }
 
+  /** Milliseconds until the next one would be allowed (0: now). */
+  msUntilNext(): number {
+    if (this.perSecond <= 0) return 0;
+    this.refill();
+    return this.tokens >= 1 ? 0 : Math.ceil(((1 - this.tokens) * 1000) / this.perSecond);
+  }
+
   /** The bucket as it stands (a handover takes it along; `last` is wall clock). */
   get state(): { tokens: number; last: number; dropped: number } {
     return { tokens: this.tokens, last: this.last, dropped: this.dropped };

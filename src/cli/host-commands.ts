@@ -12,6 +12,8 @@ const DEFAULT_POD_LOG_RATE = 1000;
 
 /** Half a millisecond of a pod's reading per loop turn: about what a neighbour's 64-byte round trip costs. */
 const DEFAULT_POD_SLICE_MS = 0.5;
+/** New connections per second a pod serves at most; Kata's runtime and shims open a few per container. */
+const DEFAULT_POD_CONN_RATE = 500;
 import { parseSocketArg } from './socket-arg.js';
 
 /** `kata-proxy host` and the `kata-proxy pod add|rm|ls|show` client. */
@@ -29,6 +31,11 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
     .addOption(
       new Option('--pod-slice <ms>', "each pod's share of an event-loop turn for its reads (0: unpaced)").default(DEFAULT_POD_SLICE_MS).argParser(nonNegative),
     )
+    .addOption(
+      new Option('--pod-conn-rate <n>', 'new connections per second each pod serves at most, over a burst of 2 s worth; the rest wait their turn (0: unlimited)')
+        .default(DEFAULT_POD_CONN_RATE)
+        .argParser(nonNegative),
+    )
     .addOption(logLevelOption().default('warn'));
   for (const o of logOutputOptions()) host.addOption(o);
   host.action((opts: Record<string, unknown>) =>
@@ -42,6 +49,7 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         logSink: opts.logSink as LogSink,
         podLogRate: opts.podLogRate as number,
         podSliceMs: opts.podSlice as number,
+        podConnRate: opts.podConnRate as number,
       },
     }),
   );

@@ -35,6 +35,8 @@ export interface HostOptions {
   podLogRate: number;
   /** Each pod's slice of an event-loop turn for its reads, ms (0: unpaced). */
   podSliceMs: number;
+  /** New connections per second each pod serves at most (0: unlimited). */
+  podConnRate: number;
 }
 
 /** `pod add|rm|ls|show`; controlSocket unset: $KATA_PROXY_CONTROL_SOCKET or the default. */

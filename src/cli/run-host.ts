@@ -10,6 +10,9 @@ import { ExitStatus } from './exit-status.js';
 import { commandLineVerdict } from './hosted-command.js';
 import { packageVersion } from './version.js';
 
+/** Clients a pod keeps waiting for its connection rate; more are refused (each holds a socket and its read buffer). */
+const MAX_WAITING_CLIENTS = 256;
+
 /**
  * `kata-proxy host`: re-creates the pods of the state file, serves the control socket, and runs
  * until SIGTERM/SIGINT (every pod stops in order; the state file keeps them for the next start).
@@ -36,6 +39,7 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
     onChange: status,
     turnSliceMs: options.podSliceMs,
     ...(options.podLogRate > 0 ? { consoleRateCap: { perSecond: options.podLogRate, burst: options.podLogRate * 10 } } : {}),
+    ...(options.podConnRate > 0 ? { connectionRate: { perSecond: options.podConnRate, burst: options.podConnRate * 2, maxWaiting: MAX_WAITING_CLIENTS } } : {}),
   });
   // Set once a reload handed every pod to the next version: this process then steps aside.
   let handedOver!: (successor: Successor) => void;

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { READ_BYTES } from '../channel/console-relay.js';
 import type { Loggers } from '../log/logger.js';
+import type { ConnectionRate } from '../proxy/connection-admission.js';
 import { ListenSocketError, removeStaleSocket } from '../proxy/listener.js';
 import { Pod, type PodEnd, type PodOptions } from '../proxy/pod.js';
 import { capturePod, type PodCapture } from '../proxy/pod-handover.js';
@@ -63,6 +64,8 @@ export interface HostOptions {
   turnSliceMs?: number;
   /** The console rate every pod is held to (PodOptions.consoleRateCap). */
   consoleRateCap?: { perSecond: number; burst: number };
+  /** The rate of new connections every pod is held to (PodOptions.connectionRate). */
+  connectionRate?: ConnectionRate;
 }
 
 /**
@@ -226,6 +229,7 @@ export class Host {
       consoleReadBuffer: this.consoleReadBuffer,
       ...(this.options.turnSliceMs !== undefined ? { turnSliceMs: this.options.turnSliceMs } : {}),
       ...(this.options.consoleRateCap ? { consoleRateCap: this.options.consoleRateCap } : {}),
+      ...(this.options.connectionRate ? { connectionRate: this.options.connectionRate } : {}),
       ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
     };
   }

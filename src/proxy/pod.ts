@@ -7,6 +7,7 @@ import { ConsoleRelay, RECORD_BYTES, type ConsoleRelayState } from '../channel/c
 import { connectWithRetry } from '../channel/unix-socket.js';
 import type { Loggers } from '../log/logger.js';
 import type { SessionStats, StreamStats } from '../yamux/index.js';
+import type { ConnectionRate } from './connection-admission.js';
 import { containEmitter, runAs, type FaultOwner } from './containment.js';
 import type { ProxyDiagnostics } from './diagnostics.js';
 import { LISTENER_OPTIONS, listenOnFd, listenOnPath } from './listener.js';
@@ -72,6 +73,8 @@ export interface PodOptions {
    * default): lines over it cost a scan for line ends, not a record each.
    */
   consoleRateCap?: { perSecond: number; burst: number };
+  /** New connections per second the pod serves at most (host mode); unset: unlimited. */
+  connectionRate?: ConnectionRate;
   /** A read buffer the consoles of many pods share (ConsoleRelayOptions.readBuffer). */
   consoleReadBuffer?: Buffer;
 }
@@ -338,6 +341,7 @@ export class Pod extends EventEmitter implements FaultOwner {
       heartbeatMs: s.heartbeatMs,
       drainTimeoutMs: s.drainTimeoutMs,
       ...(this.pacer ? { pacer: this.pacer } : {}),
+      ...(this.options.connectionRate ? { connectionRate: this.options.connectionRate } : {}),
       openGuestChannel: (signal) => this.openGuestChannel(signal),
     });
     this.proxy = proxy;

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { resumeReading, stopReading } from '../channel/socket-handover.js';
 import { GoAwayCode, GoAwayError, PEER_DRIVEN_MESSAGES, Session, type ReadPacer, type SessionOptions, type SessionSnapshot, type Stream, type YamuxLogger } from '../yamux/index.js';
 import { Bridge } from './bridge.js';
+import { ConnectionAdmission, type ConnectionRate } from './connection-admission.js';
 import { diagnostics, type ProxyDiagnostics } from './diagnostics.js';
 import { Heartbeat } from './heartbeat.js';
 import { LogThrottle } from './log-throttle.js';
@@ -21,6 +22,8 @@ export interface ProxyOptions {
   drainTimeoutMs?: number;
   /** The pod's share of the event loop, for reading the guest channel and the clients. */
   pacer?: ReadPacer;
+  /** New connections per second the pod serves at most (host mode); unlimited without. */
+  connectionRate?: ConnectionRate;
 }
 
 export type ProxyState = 'new' | 'connecting' | 'serving' | 'stopping' | 'stopped';
@@ -63,6 +66,7 @@ export class Proxy extends EventEmitter {
   private readonly yamuxLog: Logger;
   /** Lines a guest can repeat at will are aggregated here, per pod. */
   private readonly throttle = new LogThrottle();
+  private readonly admission: ConnectionAdmission | null;
   private ended: ProxyEnd | null = null;
   private served = 0;
   private refused = 0;
@@ -73,12 +77,15 @@ export class Proxy extends EventEmitter {
     this.log = options.logger;
     this.yamuxLog = options.logger.child({ component: 'yamux' });
     this.heartbeat = new Heartbeat(options.heartbeatMs ?? 1000, this.log);
+    this.admission = options.connectionRate
+      ? new ConnectionAdmission(options.connectionRate, (client) => this.admitted(client), (client) => this.refuse(client, 'client refused: too many clients waiting for the pod\'s connection rate'))
+      : null;
     options.server.on('connection', this.onConnection);
     options.server.on('error', (err) => this.finish({ reason: 'failed', error: err }));
   }
 
   get clientCount(): number {
-    return this.clients.size + this.pending.size;
+    return this.clients.size + this.pending.size + (this.admission?.waiting ?? 0);
   }
 
   get streamCount(): number {
@@ -120,6 +127,8 @@ export class Proxy extends EventEmitter {
   suspend(): ProxyParts | null {
     if (this.state !== 'serving' || !this.session || !this.channel || this.suspended) return null;
     this.suspended = true;
+    // Clients waiting for the connection rate are handed over unserved, like those accepted now.
+    for (const client of this.admission?.drain() ?? []) this.pending.add(client);
     this.heartbeat.stop();
     if (this.channel instanceof net.Socket) stopReading(this.channel);
     this.session.suspend();
@@ -253,6 +262,7 @@ export class Proxy extends EventEmitter {
     this.options.server.close();
     for (const client of this.pending) client.destroy();
     this.pending.clear();
+    for (const client of this.admission?.drain() ?? []) client.destroy();
     this.heartbeat.stop();
     if (this.session && !wasConnecting) {
       for (const pair of this.clients.values()) pair.finishRequests();
@@ -263,7 +273,7 @@ export class Proxy extends EventEmitter {
   }
 
   diagnostics(): ProxyDiagnostics {
-    return diagnostics(this.state, this.session, this.clientCount, this.served, this.refused);
+    return diagnostics(this.state, this.session, this.clientCount, this.served, this.refused, this.admission);
   }
 
   whenEnded(): Promise<ProxyEnd> {
@@ -279,10 +289,20 @@ export class Proxy extends EventEmitter {
   private readonly onConnection = (client: net.Socket): void => {
     if (this.suspended && this.state === 'serving') this.pending.add(client);
     else if (this.state === 'serving' && this.guestGoAway !== null) this.refuse(client, 'client refused: guest sent GoAway');
-    else if (this.state === 'serving') this.serve(client);
-    else if (this.state === 'connecting' || this.state === 'new') this.pending.add(client);
+    else if (this.state === 'serving') {
+      if (this.admission) this.admission.offer(client);
+      else this.serve(client);
+    } else if (this.state === 'connecting' || this.state === 'new') this.pending.add(client);
     else client.destroy();
   };
+
+  /** A client's turn under the connection rate came: things may have changed while it waited. */
+  private admitted(client: net.Socket): void {
+    if (this.suspended && this.state === 'serving') this.pending.add(client);
+    else if (this.state === 'serving' && this.guestGoAway === null) this.serve(client);
+    else if (this.state === 'serving') this.refuse(client, 'client refused: guest sent GoAway');
+    else client.destroy();
+  }
 
   private serve(client: net.Socket): void {
     let stream;

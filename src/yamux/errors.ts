@@ -21,7 +21,12 @@ export class ProtocolError extends YamuxError {
 /** The stream was reset (RST) by the peer or locally: not a clean end. */
 export class StreamResetError extends YamuxError {
   constructor(message = 'stream reset') {
+    // No stack: a reset is the peer's doing, where the decoder stood says nothing, and a guest
+    // resetting every stream made capturing and formatting stacks a tenth of the host's CPU.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message, 'ERR_YAMUX_STREAM_RESET');
+    Error.stackTraceLimit = limit;
   }
 }
 
