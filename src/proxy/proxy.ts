@@ -378,6 +378,7 @@ export class Proxy extends EventEmitter {
     this.abort.abort();
     this.heartbeat.stop();
     this.options.server.close();
+    for (const client of this.admission?.drain() ?? []) client.destroy();
     this.session?.destroy();
     this.emit('end', end);
   }
