@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { controlRequest } from '../src/host/control-client.js';
+import { RECLAIM_QUIET_MS } from '../src/host/memory-reclaimer.js';
 import { measureFloods } from './floods.js';
 import { HostProcess, measureHost } from './host.js';
 import { HOSTED_LAUNCHER } from './hosted-fleet.js';
@@ -285,14 +286,16 @@ async function main(): Promise<void> {
       mkdirSync(podHostDir);
       const podHost = await HostProcess.start(podHostDir);
       children.push(podHost.child);
-      // The previous pod gone, and the host done with it (its state file written), before the next start.
+      // The previous pod gone, and the host done with it (its state file written, and the major
+      // collection that follows pod ends run), before the next start: that collection (a few ms)
+      // belongs to the pod that ended, and landed in the next start's window.
       const noPods = async () => {
         for (let i = 0; i < 2500; i++) {
           const r = await controlRequest(podHost.control, 'GET', '/pods', undefined, 2000);
           if ((r.body as { pods: unknown[] }).pods.length === 0) break;
           await new Promise((res) => setTimeout(res, 2));
         }
-        await new Promise((res) => setTimeout(res, 50));
+        await new Promise((res) => setTimeout(res, RECLAIM_QUIET_MS + 100));
       };
       const hosted = proxySubject('hosted', HOSTED_LAUNCHER, sock('go.sock'), { KATA_PROXY_CONTROL_SOCKET: podHost.control }, { companionPid: podHost.pid, settle: noPods });
       const goSubject = proxySubject('go-proxy', goProxyBin, sock('go.sock'));

@@ -3,6 +3,9 @@ import vm from 'node:vm';
 
 type Collect = (options: { type: 'major'; execution: 'sync' }) => void;
 
+/** How long pod ends must stop before the collection runs (the default of MemoryReclaimer). */
+export const RECLAIM_QUIET_MS = 1000;
+
 /**
  * Gives back the memory of ended pods. V8 collects its old generation only when it grows, and a
  * host whose pods come and go may not grow for hours: the buffers, sockets and streams of ended
@@ -18,7 +21,7 @@ export class MemoryReclaimer {
   private firstPending = 0;
 
   constructor(
-    private readonly quietMs = 1000,
+    private readonly quietMs = RECLAIM_QUIET_MS,
     private readonly maxWaitMs = 10_000,
   ) {
     this.collect = exposeCollector();
