@@ -81,34 +81,13 @@ export function parseRegistrationFrame(buf: Buffer): RegistrationFrame | null {
  * as its attach channel.
  */
 export function serveRegistration(socket: net.Socket, first: Buffer, registry: PodRegistry, read: CommandLineReader, log: Logger): void {
-  let buf: Buffer | null = null;
-  const timer = setTimeout(() => socket.destroy(), FRAME_TIMEOUT_MS);
   const refuse = (err: unknown) => {
     const e = err instanceof HostError ? err : new HostError(500, 'internal', (err as Error).message ?? String(err));
-    if (e.status >= 500 && !(err instanceof HostError)) log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'native registration failed');
+    if (!(err instanceof HostError)) log.error({ err: e.message, stack: (err as Error).stack }, 'native registration failed');
     const usage = e.extra?.usage;
     if (e.code === 'usage' && typeof usage === 'string') socket.end(`usage\n${usage}`);
     else if (e.code === 'not-a-pod') socket.end('not-a-pod\n');
     else socket.end(`refused ${e.status} ${e.code} ${e.message.replace(/\n/g, ' ')}\n`);
-  };
-  const onData = (chunk: Buffer) => {
-    buf = buf ? Buffer.concat([buf, chunk]) : chunk;
-    let frame: RegistrationFrame | null;
-    try {
-      if (buf.length > MAX_FRAME_BYTES) throw new HostError(413, 'frame-too-large', `the frame is larger than ${MAX_FRAME_BYTES} bytes`);
-      frame = parseRegistrationFrame(buf);
-    } catch (err) {
-      done();
-      refuse(err);
-      return;
-    }
-    if (!frame) return;
-    done();
-    void register(frame);
-  };
-  const done = () => {
-    clearTimeout(timer);
-    socket.off('data', onData);
   };
   const register = async ({ pid, argv, env }: RegistrationFrame) => {
     try {
@@ -119,7 +98,29 @@ export function serveRegistration(socket: net.Socket, first: Buffer, registry: P
       if (!socket.destroyed) refuse(err);
     }
   };
+  /** Whether `buf` holds the whole frame (then served or refused). */
+  const served = (buf: Buffer): boolean => {
+    let frame: RegistrationFrame | null;
+    try {
+      if (buf.length > MAX_FRAME_BYTES) throw new HostError(413, 'frame-too-large', `the frame is larger than ${MAX_FRAME_BYTES} bytes`);
+      frame = parseRegistrationFrame(buf);
+    } catch (err) {
+      refuse(err);
+      return true;
+    }
+    if (frame) void register(frame);
+    return frame !== null;
+  };
   socket.on('error', () => {});
+  // A handle writes its frame at once: it is nearly always whole in the first read.
+  if (served(first)) return;
+  let buf = first;
+  const timer = setTimeout(() => socket.destroy(), FRAME_TIMEOUT_MS);
+  const onData = (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    if (!served(buf)) return;
+    clearTimeout(timer);
+    socket.off('data', onData);
+  };
   socket.on('data', onData);
-  onData(first);
 }
