@@ -8,7 +8,7 @@
  *
  * 1. Registers the pod: one frame on the control socket with the runtime's argv and the
  *    KATA_PROXY_* variables kata-proxy-hosted reads (src/host/native-registration.ts: no HTTP, the
- *    host's most frequent request costs it half as much). The host reads the command line with the
+ *    host's most frequent request, a fifth cheaper for it). The host reads the command line with the
  *    daemon's own option code (nothing is parsed here but where the host is: the -control-socket
  *    flag, by the rule of src/cli/hosted-args.ts) and answers "pod /pods/ID", or "usage" with the
  *    daemon's message (printed; status 2), "not-a-pod", or "refused STATUS CODE MESSAGE".

@@ -1,6 +1,6 @@
 // The native per-pod handle's registration (native/kata-proxy-handle.c) on the control socket,
-// without HTTP: a pod start is the host's most frequent request, and Node's HTTP server was half
-// of what the host spent on one. A connection whose first byte is NUL (never the first byte of an
+// without HTTP: a pod start is the host's most frequent request, and Node's HTTP server was about
+// a fifth of what the host spent on one. A connection whose first byte is NUL (never the first byte of an
 // HTTP request) carries one frame of NUL-terminated fields:
 //
 //   "" "kata-proxy-register 1" PID ARGC ARG... NAME=VALUE... ""
