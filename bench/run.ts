@@ -284,7 +284,11 @@ async function main(): Promise<void> {
       // Host mode as the runtime uses it: a host already running, a per-pod handle spawned per pod.
       const podHostDir = sock('podstart-host');
       mkdirSync(podHostDir);
-      const podHost = await HostProcess.start(podHostDir);
+      // The state file on a tmpfs, as the service's in /run/kata-proxy: on a disk file system
+      // (ext4 here) each change also starts writing the file out (a rename over the previous one
+      // flushes it: auto_da_alloc), ~0.3 ms of the host's CPU and ~1.4 ms of wall time per pod start.
+      const stateDir = existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'kata-proxy-bench-')) : podHostDir;
+      const podHost = await HostProcess.start(podHostDir, stateDir);
       children.push(podHost.child);
       // The previous pod gone, and the host done with it (its state file written, and the major
       // collection that follows pod ends run), before the next start: that collection (a few ms)
@@ -335,6 +339,7 @@ async function main(): Promise<void> {
         log(`  ${Object.entries(b.allAnsweredMs).map(([k, s]) => `${k} ${s.median.toFixed(0)} ms (CPU ${b.cpuMs[k]!.median.toFixed(0)})`).join(', ')}${b.errors.length ? `; ! ${b.errors.slice(0, 3).join('; ')}` : ''}`);
       }
       await podHost.stop();
+      if (stateDir !== podHostDir) rmSync(stateDir, { recursive: true, force: true });
     }
 
     if (o.only.has('throughput')) {
