@@ -65,13 +65,14 @@ export class HostProcess {
     this.child = child;
   }
 
-  static spawn(dir: string): HostProcess {
-    const argv = ['host', '-control-socket', join(dir, 'host.sock'), '-state-file', join(dir, 'pods.json'), '-log', 'warn'];
+  /** `stateDir`: where the state file goes (the service's is in /run/kata-proxy, a tmpfs). */
+  static spawn(dir: string, stateDir = dir): HostProcess {
+    const argv = ['host', '-control-socket', join(dir, 'host.sock'), '-state-file', join(stateDir, 'pods.json'), '-log', 'warn'];
     return new HostProcess(dir, new Child('host', spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: daemonEnv() })));
   }
 
-  static async start(dir: string): Promise<HostProcess> {
-    const h = HostProcess.spawn(dir);
+  static async start(dir: string, stateDir = dir): Promise<HostProcess> {
+    const h = HostProcess.spawn(dir, stateDir);
     await h.untilControl();
     return h;
   }

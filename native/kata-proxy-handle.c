@@ -6,23 +6,25 @@
  * Usage: kata-proxy-handle [ARG...]     (ARG...: the runtime's argv; bin/kata-proxy-hosted execs
  * it, or the runtime's [proxy.kata] path names it directly, which saves starting a shell)
  *
- * 1. Registers the pod: `POST /pods?pid=PID` on the control socket with {"argv": ARG...,
- *    "env": the KATA_PROXY_* variables kata-proxy-hosted reads}. The host reads the command line
- *    with the daemon's own option code (nothing is parsed here but where the host is: the
- *    -control-socket flag, by the rule of src/cli/hosted-args.ts) and answers 201/200 with
- *    `Location: /pods/ID`, or 400 "usage" with the daemon's message (printed; status 2).
+ * 1. Registers the pod: one frame on the control socket with the runtime's argv and the
+ *    KATA_PROXY_* variables kata-proxy-hosted reads (src/host/native-registration.ts: no HTTP, the
+ *    host's most frequent request, a fifth cheaper for it). The host reads the command line with the
+ *    daemon's own option code (nothing is parsed here but where the host is: the -control-socket
+ *    flag, by the rule of src/cli/hosted-args.ts) and answers "pod /pods/ID", or "usage" with the
+ *    daemon's message (printed; status 2), "not-a-pod", or "refused STATUS CODE MESSAGE".
  *    When no host answers, or the command line is not a pod's (help, version, a subcommand:
- *    422 "not-a-pod"), the Node registration step decides instead, as `node
+ *    "not-a-pod"), the Node registration step decides instead, as `node
  *    PACKAGE/dist/src/hosted/register-step.js ARG...` with fd 3 on a pipe (PACKAGE: where this
  *    program is, PACKAGE/dist/native/kata-proxy-handle), where it writes NUL-terminated fields:
  *      attach CONTROL-SOCKET POD-PATH   the pod is registered; POD-PATH is /pods/ID, URL-encoded
  *      exec PROGRAM ARG...              no host mode for this invocation: become PROGRAM
  *    or nothing (help, version, usage or registration error): exit with the step's status.
  *    So -fallback, -help and -version behave as bin/kata-proxy's, and need Node, as before.
- * 2. Attaches: `GET POD-PATH/attach?pid=PID` on the control socket, reads "attached", then
- *    blocks in read() until the host writes "ended STATUS REASON": exit STATUS. When the
- *    connection ends without that line the host went away: reconnect (50 ms doubling to 1 s)
- *    and attach again. 404 (pod unknown) or 409 (another handle holds it): exit 1.
+ * 2. Holds the pod: the registration's connection goes on as its attach channel ("attached"),
+ *    and the handle blocks in read() until the host writes "ended STATUS REASON": exit STATUS.
+ *    When the connection ends without that line the host went away: reconnect (50 ms doubling
+ *    to 1 s) and attach again with `GET POD-PATH/attach?pid=PID` (HTTP). 404 (pod unknown) or
+ *    409 (another handle holds it): exit 1.
  *
  * SIGTERM/SIGINT keep their default action once attached: the kernel closes the connection at
  * once and the host stops the pod. Failures are logged to stderr, or to syslog when stderr is
@@ -36,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -324,7 +325,6 @@ static void stop_registered(const char *socket_path)
 
 #define DEFAULT_CONTROL_SOCKET "/run/kata-proxy/host.sock"
 #define HOST_ANSWER_TIMEOUT_S 15 /* the runtime's gRPC dial gives up after 15 s */
-#define MAX_ANSWER 65536
 
 /* The host's control socket: the rule of src/cli/hosted-args.ts (-control-socket PATH,
  * --control-socket=PATH anywhere before "--", else $KATA_PROXY_CONTROL_SOCKET, else the
@@ -373,121 +373,34 @@ static void put(struct buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void put_json_string(struct buf *b, const char *s)
-{
-	put(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[8];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			put(b, esc, 2);
-		} else if (c < 0x20) {
-			snprintf(esc, sizeof esc, "\\u%04x", c);
-			put(b, esc, 6);
-		} else {
-			put(b, (const char *)&c, 1);
-		}
-	}
-	put(b, "\"", 1);
-}
-
-/* {"argv":[...],"env":{...}}: the command line as the runtime gave it, and what it depends on. */
-static void command_line_json(struct buf *b, int argc, char **argv)
+/* The registration frame of src/host/native-registration.ts: NUL, then NUL-terminated fields
+ * "kata-proxy-register 1" PID ARGC ARG... NAME=VALUE... and an empty field. */
+static void registration_frame(struct buf *b, int argc, char **argv)
 {
 	static const char *const env_names[] = { "KATA_PROXY_CONTROL_SOCKET", "KATA_PROXY_HOSTED_FALLBACK" };
-	put(b, "{\"argv\":[", 9);
-	for (int i = 0; i < argc; i++) {
-		if (i > 0)
-			put(b, ",", 1);
-		put_json_string(b, argv[i]);
-	}
-	put(b, "],\"env\":{", 9);
-	int first = 1;
+	char numbers[64];
+	int n = snprintf(numbers, sizeof numbers, "%c%d%c%d%c", 0, (int)getpid(), 0, argc, 0);
+	put(b, "\0kata-proxy-register 1", 22);
+	put(b, numbers, (size_t)n);
+	for (int i = 0; i < argc; i++)
+		put(b, argv[i], strlen(argv[i]) + 1);
 	for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++) {
 		const char *v = getenv(env_names[i]);
 		if (!v)
 			continue;
-		if (!first)
-			put(b, ",", 1);
-		first = 0;
-		put_json_string(b, env_names[i]);
-		put(b, ":", 1);
-		put_json_string(b, v);
+		put(b, env_names[i], strlen(env_names[i]));
+		put(b, "=", 1);
+		put(b, v, strlen(v) + 1);
 	}
-	put(b, "}}", 2);
-}
-
-static void put_utf8(struct buf *b, unsigned long cp)
-{
-	char u[4];
-	size_t n;
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xc0 | cp >> 6);
-		u[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xe0 | cp >> 12);
-		u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		u[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		u[0] = (char)(0xf0 | cp >> 18);
-		u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-		u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-		u[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	put(b, u, n);
-}
-
-/* The string value of "key" in the host's JSON answer (written by JSON.stringify: no blanks; a
- * key inside a string value is escaped, so it cannot match). Empty when absent. */
-static void json_field(const char *json, const char *key, struct buf *out)
-{
-	char pattern[64];
-	snprintf(pattern, sizeof pattern, "\"%s\":\"", key);
-	put(out, "", 0);
-	const char *p = strstr(json, pattern);
-	if (!p)
-		return;
-	for (p += strlen(pattern); *p && *p != '"'; p++) {
-		if (*p != '\\') {
-			put(out, p, 1);
-			continue;
-		}
-		char c = *++p;
-		const char *plain = c == 'n' ? "\n" : c == 't' ? "\t" : c == 'r' ? "\r" : c == 'b' ? "\b" : c == 'f' ? "\f" : NULL;
-		if (plain) {
-			put(out, plain, 1);
-		} else if (c == 'u') {
-			unsigned long cp = strtoul((char[5]){ p[1], p[2], p[3], p[4], 0 }, NULL, 16);
-			p += 4;
-			if (cp >= 0xd800 && cp < 0xdc00 && p[1] == '\\' && p[2] == 'u') {
-				unsigned long lo = strtoul((char[5]){ p[3], p[4], p[5], p[6], 0 }, NULL, 16);
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-				p += 6;
-			}
-			put_utf8(out, cp);
-		} else if (c) {
-			put(out, &c, 1);
-		} else {
-			return;
-		}
-	}
+	put(b, "", 1);
 }
 
 enum registration { REG_ATTACH = -1, REG_NODE_STEP = -2 };
 
 /*
- * POST /pods?pid=PID&attach=1 with the command line. Returns REG_ATTACH (pod_path set, and
- * *attach_fd the connection, which goes on as the pod's attach channel), REG_NODE_STEP (no host
- * answers, or not a pod's command line: the Node step decides), or a status to exit with (what
- * to say was said).
+ * Sends the registration frame. Returns REG_ATTACH (pod_path set, and *attach_fd the connection,
+ * which goes on as the pod's attach channel), REG_NODE_STEP (no host answers, or not a pod's
+ * command line: the Node step decides), or a status to exit with (what to say was said).
  */
 static int register_with_host(const char *socket_path, int argc, char **argv, char *pod_path_out, size_t pod_path_cap, int *attach_fd)
 {
@@ -500,80 +413,47 @@ static int register_with_host(const char *socket_path, int argc, char **argv, ch
 	struct timeval timeout = { HOST_ANSWER_TIMEOUT_S, 0 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 
-	struct buf body = { 0 }, request = { 0 };
-	command_line_json(&body, argc, argv);
-	char head_line[256];
-	int n = snprintf(head_line, sizeof head_line,
-			 "POST /pods?pid=%d&attach=1 HTTP/1.1\r\nHost: kata-proxy\r\nContent-Type: application/json\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			 (int)getpid(), body.len);
-	put(&request, head_line, (size_t)n);
-	put(&request, body.p, body.len);
-	int sent = send_all(fd, request.p, request.len);
+	struct buf frame = { 0 };
+	registration_frame(&frame, argc, argv);
+	int sent = send_all(fd, frame.p, frame.len);
 	int send_errno = errno;
-	free(body.p);
-	free(request.p);
+	free(frame.p);
 	c.fd = fd;
 	c.len = 0;
-	size_t head = sent == 0 ? read_until(&c, "\r\n\r\n") : 0;
-	int code = 0;
-	if (head == 0 || sscanf(c.buf, "HTTP/1.%*d %d", &code) != 1) {
+	size_t line = sent == 0 ? read_until(&c, "\n") : 0;
+	if (line == 0) {
 		say("cannot register the pod with the kata-proxy host on %s: %s", socket_path,
 		    sent != 0 ? strerror(send_errno) : errno == EAGAIN ? "no answer within 15 s" : "the host closed the connection before answering");
 		close(fd);
 		return EXIT_FAILURE_;
 	}
-	if (code == 200 || code == 201) {
-		c.buf[head - 2] = '\0';
-		for (char *line = strstr(c.buf, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
-			if (strncasecmp(line + 2, "Location: /pods/", 16) != 0)
-				continue;
-			char *value = line + 12, *stop = strstr(value, "\r\n");
-			size_t len = stop ? (size_t)(stop - value) : strlen(value);
-			if (len >= pod_path_cap)
-				break;
-			memcpy(pod_path_out, value, len);
-			pod_path_out[len] = '\0';
-			consume(&c, head);
-			struct timeval none = { 0, 0 }; /* attached: wait for "ended" as long as the pod lives */
-			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
-			*attach_fd = fd;
-			return REG_ATTACH;
-		}
-		say("the kata-proxy host answered the registration without the pod's path");
-		close(fd);
-		return EXIT_FAILURE_;
+	c.buf[line - 1] = '\0';
+	if (strncmp(c.buf, "pod /pods/", 10) == 0 && line - 5 < pod_path_cap) {
+		memcpy(pod_path_out, c.buf + 4, line - 4); /* with its NUL */
+		consume(&c, line);
+		struct timeval none = { 0, 0 }; /* registered: wait for "ended" as long as the pod lives */
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+		*attach_fd = fd;
+		return REG_ATTACH;
 	}
-	/* A refusal: a JSON body, then the host closes the connection. */
-	struct buf answer = { 0 }, field = { 0 };
-	put(&answer, c.buf + head, c.len - head);
-	char chunk[4096];
-	for (ssize_t got; answer.len < MAX_ANSWER;) {
-		got = read(fd, chunk, sizeof chunk);
-		if (got < 0 && errno == EINTR)
-			continue; /* a stop signal: remembered, acted on once the answer is in */
-		if (got <= 0)
-			break;
-		put(&answer, chunk, (size_t)got);
-	}
-	close(fd);
 	int result = EXIT_FAILURE_;
-	json_field(answer.p, "code", &field);
-	if (code == 422 && strcmp(field.p, "not-a-pod") == 0) {
+	if (strcmp(c.buf, "not-a-pod") == 0) {
 		result = REG_NODE_STEP;
-	} else if (code == 400 && strcmp(field.p, "usage") == 0) {
-		field.len = 0;
-		json_field(answer.p, "usage", &field);
-		send_all_fd(2, field.p, field.len);
+	} else if (strcmp(c.buf, "usage") == 0) {
+		/* The daemon's usage message, to the end of the connection. */
+		send_all_fd(2, c.buf + line, c.len - line);
+		for (ssize_t got; (got = read(fd, c.buf, sizeof c.buf)) != 0;) {
+			if (got < 0 && errno == EINTR)
+				continue; /* a stop signal: remembered, acted on once the answer is in */
+			if (got < 0)
+				break;
+			send_all_fd(2, c.buf, (size_t)got);
+		}
 		result = EXIT_USAGE;
 	} else {
-		struct buf error = { 0 };
-		json_field(answer.p, "error", &error);
-		say("the kata-proxy host refused the pod: HTTP %d %s (%s)", code, error.p, field.p);
-		free(error.p);
+		say("the kata-proxy host refused the pod: %s", strncmp(c.buf, "refused ", 8) == 0 ? c.buf + 8 : c.buf);
 	}
-	free(field.p);
-	free(answer.p);
+	close(fd);
 	return result;
 }
 

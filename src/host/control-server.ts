@@ -1,22 +1,17 @@
 import type http from 'node:http';
 import { createRequire } from 'node:module';
-import type net from 'node:net';
+import net from 'node:net';
 import type { Logger } from 'pino';
 import { listenOnPath } from '../proxy/listener.js';
 import { parsePodId, podConfigFromJson, SettingsError, type PodConfig } from '../proxy/pod-settings.js';
-import type { AttachLink } from './host.js';
 import { HostError } from './host-error.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
-import type { PodDetailView, PodView } from './pod-view.js';
+import { isRegistrationFrame, serveRegistration } from './native-registration.js';
+import { registerCommandLine } from './pod-registration.js';
+import type { CommandLineReader, PodRegistry } from './pod-registry.js';
+import type { AttachLink } from './host.js';
 
-/** What the control socket serves; without the write operations it is read-only (per-pod daemon). */
-export interface PodRegistry {
-  list(): PodView[];
-  get(id: string): PodDetailView | null;
-  put?(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number }): Promise<{ status: 200 | 201; pod: PodView }>;
-  remove?(id: string): Promise<PodView>;
-  attach?(id: string, pid: number, link: AttachLink): Promise<void>;
-}
+export type { CommandLineReader, CommandLineVerdict, PodRegistry } from './pod-registry.js';
 
 export interface ControlServer {
   /** The listening socket (a reload hands it to the next host). */
@@ -33,16 +28,6 @@ export interface HostOperations {
   /** POST /pods?pid=N: a pod from a per-pod handle's argv, read by the daemon's own option code. */
   readCommandLine?: CommandLineReader;
 }
-
-/** A per-pod command line as the host reads it (`POST /pods`): see HostOperations.readCommandLine. */
-export type CommandLineVerdict =
-  | { kind: 'pod'; id: string; config: PodConfig }
-  /** The usage error the per-pod daemon would print (exit status 2), verbatim. */
-  | { kind: 'usage'; message: string }
-  /** Help, version or a subcommand: nothing to register; the handle runs it locally. */
-  | { kind: 'not-a-pod' };
-
-export type CommandLineReader = (argv: string[], env: Record<string, string>) => CommandLineVerdict;
 
 const MAX_BODY_BYTES = 64 * 1024;
 const POD_PATH = /^\/pods\/([^/]+)(\/attach)?$/;
@@ -70,15 +55,27 @@ export async function serveControl(
       sendError(res, err);
     });
   });
-  let listening: net.Server = server;
+  // A native handle's registration comes without HTTP (native-registration.ts): the first bytes
+  // of a connection tell which it is.
+  const read = operations.readCommandLine;
+  const accept = (socket: net.Socket) =>
+    firstBytes(socket, (first) => {
+      if (read && isRegistrationFrame(first)) return serveRegistration(socket, first, registry, read, log);
+      socket.unshift(first);
+      server.emit('connection', socket);
+    });
+  // The HTTP server never listens itself: 'listening' starts its connection tracking (header and
+  // request timeouts, closeAllConnections) as listen() would.
+  server.emit('listening');
+  let listening: net.Server;
   if ('server' in where) {
     // Passed by the previous host (a reload): its connections are served here.
     listening = where.server;
-    listening.on('connection', (socket: net.Socket) => server.emit('connection', socket));
-  } else if ('fd' in where) {
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ fd: where.fd }, resolve));
+    listening.on('connection', accept);
   } else {
-    await listenOnPath(where.path, 0o600, server);
+    listening = net.createServer(accept);
+    if ('fd' in where) await new Promise<void>((resolve, reject) => listening.once('error', reject).listen({ fd: where.fd }, resolve));
+    else await listenOnPath(where.path, 0o600, listening);
   }
   return {
     server: listening,
@@ -88,7 +85,7 @@ export async function serveControl(
     },
     close: () =>
       new Promise<void>((resolve) => {
-        if (listening !== server) listening.close();
+        listening.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
@@ -106,7 +103,7 @@ async function route(registry: PodRegistry, operations: HostOperations, req: htt
   }
   if (url.pathname === '/pods') {
     allow(method, readCommandLine ? ['GET', 'POST'] : ['GET']);
-    if (method === 'POST') return registerCommandLine(registry, readCommandLine!, url, req, res);
+    if (method === 'POST') return registerPosted(registry, readCommandLine!, url, req, res);
     return sendJson(res, 200, { pods: registry.list() });
   }
   if (url.pathname === '/metrics') {
@@ -144,23 +141,19 @@ async function route(registry: PodRegistry, operations: HostOperations, req: htt
 }
 
 /**
- * `POST /pods?pid=N` with `{"argv": [...], "env": {...}}`: the pod of that command line, created
- * as `PUT /pods/ID?pid=N` would (201 or 200, `Location: /pods/ID`; with `&attach=1` the answer
- * goes on as `GET /pods/ID/attach?pid=N` does); a usage error is a 400 with code "usage" and the
- * daemon's message in `usage`; help, version or a subcommand a 422 "not-a-pod".
+ * `POST /pods?pid=N` with `{"argv": [...], "env": {...}}`: the pod of that command line
+ * (pod-registration.ts), 201 or 200 with `Location: /pods/ID`; with `&attach=1` the answer goes on
+ * as `GET /pods/ID/attach?pid=N` does.
  */
-async function registerCommandLine(registry: PodRegistry, read: CommandLineReader, url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function registerPosted(registry: PodRegistry, read: CommandLineReader, url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const { argv, env } = commandLineOf(await readBody(req));
   const handlePid = pidOf(url);
-  const verdict = read(argv, env);
-  if (verdict.kind === 'usage') throw new HostError(400, 'usage', verdict.message.split('\n')[0]!, undefined, { usage: verdict.message });
-  if (verdict.kind === 'not-a-pod') throw new HostError(422, 'not-a-pod', 'not a per-pod command line (help, version or a subcommand): run it locally');
   const attachToo = url.searchParams.get('attach');
   if (attachToo !== null && attachToo !== '1') throw new HostError(400, 'bad-query', 'attach must be "1"');
-  const { status, pod } = await writable(registry.put).call(registry, verdict.id, verdict.config, { handlePid });
-  const location = `/pods/${encodeURIComponent(verdict.id)}`;
+  const { status, id, pod } = await registerCommandLine(registry, read, argv, env, handlePid);
+  const location = `/pods/${encodeURIComponent(id)}`;
   // With attach=1 this connection goes on as the pod's attach channel: one round trip per pod start.
-  if (attachToo) return attachOn(registry, verdict.id, handlePid, res, status, { Location: location });
+  if (attachToo) return attachOn(registry, id, handlePid, res, status, { Location: location });
   res.setHeader('Location', location);
   return sendJson(res, status, pod);
 }
@@ -303,4 +296,19 @@ function sendError(res: http.ServerResponse, err: unknown): void {
   const e = err instanceof HostError ? err : new HostError(500, 'internal', (err as Error).message ?? String(err));
   if (e.status === 413) res.setHeader('Connection', 'close');
   sendJson(res, e.status, { error: e.message, code: e.code, ...(e.pod ? { pod: e.pod } : {}), ...e.extra });
+}
+
+/** A connection that sends nothing is dropped after this, as the HTTP server drops one without headers. */
+const FIRST_BYTES_TIMEOUT_MS = 10_000;
+
+/** Calls `then` with the first bytes `socket` sends (paused mode: they can be unshifted for HTTP). */
+function firstBytes(socket: net.Socket, then: (first: Buffer) => void): void {
+  socket.on('error', () => socket.destroy());
+  socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+  socket.once('readable', () => {
+    const first = socket.read() as Buffer | null;
+    socket.setTimeout(0);
+    if (first === null) socket.destroy();
+    else then(first);
+  });
 }

@@ -87,6 +87,8 @@ export class Host {
   private reloading = false;
   /** After a reload: pods the previous host still runs (they come later); kept in the state file. */
   private readonly pending = new Map<string, PodRecord>();
+  /** Handles named by a PUT here that have not attached yet: their start time is fresh. */
+  private readonly justRegistered = new WeakSet<HandleRecord>();
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
@@ -266,6 +268,7 @@ export class Host {
       if (this.closing) throw shuttingDown();
       if (this.reloading) throw reloading();
       const handle = options.handlePid !== undefined ? handleOf(options.handlePid) : undefined;
+      if (handle) this.justRegistered.add(handle);
       const existing = this.entries.get(id);
       if (existing && !this.ended(existing)) {
         if (!sameConfig(existing.config, config)) {
@@ -341,9 +344,10 @@ export class Host {
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
       if (this.reloading) throw reloading();
       if (entry.link) throw new HostError(409, 'handle-attached', `pod ${id} already has a handle attached`);
-      const handle = handleOf(pid);
-      // The handle that registered the pod is on disk already (the usual case: no second write).
-      const known = entry.handle?.pid === handle.pid && entry.handle.startTime === handle.startTime;
+      // The handle that registered the pod is on disk already (the usual case: no second write,
+      // and its start time was read a moment ago).
+      const known = entry.handle?.pid === pid && this.justRegistered.delete(entry.handle);
+      const handle = known ? entry.handle! : handleOf(pid);
       entry.handle = handle;
       entry.link = link;
       link.onClose(() => this.handleLeft(entry, link));

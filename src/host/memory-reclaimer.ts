@@ -12,6 +12,11 @@ export interface Reclaimed {
   trimMs: number;
 }
 
+/** How long pod ends must stop before the collection runs (the default of MemoryReclaimer). */
+export const RECLAIM_QUIET_MS = 1000;
+/** From the collection to the C heap's trim (the default of MemoryReclaimer). */
+export const RECLAIM_TRIM_DELAY_MS = 500;
+
 export interface ReclaimerOptions {
   /** glibc's malloc_trim (dist/native/malloc-trim.node); null: collect only. */
   trim: HeapTrim | null;
@@ -46,9 +51,9 @@ export class MemoryReclaimer {
 
   constructor(private readonly options: ReclaimerOptions) {
     this.collect = exposeCollector();
-    this.quietMs = options.quietMs ?? 1000;
+    this.quietMs = options.quietMs ?? RECLAIM_QUIET_MS;
     this.maxWaitMs = options.maxWaitMs ?? 10_000;
-    this.trimDelayMs = options.trimDelayMs ?? 500;
+    this.trimDelayMs = options.trimDelayMs ?? RECLAIM_TRIM_DELAY_MS;
   }
 
   /** A pod ended: reclaim once the ends stop. */

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PodEnd } from '../proxy/pod.js';
 import { parsePodId, podConfigFromJson, type PodConfig } from '../proxy/pod-settings.js';
@@ -19,12 +19,15 @@ export interface HandleRecord {
 }
 
 /**
- * The host's pod table on disk, replaced atomically (write a temporary file, fsync, rename) on
- * every change. Saves are serialized; changes made while one is written go out in the next.
+ * The host's pod table on disk, replaced atomically (write a temporary file, rename) on every
+ * change. Saves asked for in one event-loop turn share one write, made at the end of that turn
+ * with synchronous calls: a pod start through the thread pool cost three times the CPU of the
+ * write itself (four round trips). No fsync: the file is there for a restarted host process,
+ * which reads the page cache; after a crash of the machine its pods are gone too (and the
+ * default place, /run, is a tmpfs).
  */
 export class StateFile {
-  private writing: Promise<void> = Promise.resolve();
-  private next: Promise<void> | null = null;
+  private pending: { records: () => PodRecord[]; done: Promise<void> } | null = null;
 
   constructor(readonly path: string) {}
 
@@ -67,39 +70,48 @@ export class StateFile {
     return records;
   }
 
-  /** Writes what `records()` returns when the write starts; resolves once it is on disk. */
+  /** Writes what `records()` returns at the end of this turn; resolves once it is written. */
   save(records: () => PodRecord[]): Promise<void> {
-    this.next ??= this.writing
-      .catch(() => {})
-      .then(() => {
-        this.next = null;
-        this.writing = this.write(records());
-        return this.writing;
-      });
-    return this.next;
-  }
-
-  /** Resolves once no save is pending or running. */
-  async idle(): Promise<void> {
-    while (this.next) await this.next.catch(() => {});
-    await this.writing.catch(() => {});
-  }
-
-  private async write(records: PodRecord[]): Promise<void> {
-    // Made once (again should someone remove it): one step less on every pod start and stop.
-    if (!existsSync(path.dirname(this.path))) await mkdir(path.dirname(this.path), { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    const file = await open(tmp, 'w', 0o600);
-    try {
-      await file.writeFile(`${JSON.stringify({ version: 1, pods: records }, null, 1)}\n`);
-      await file.sync();
-    } finally {
-      await file.close();
+    if (this.pending) {
+      this.pending.records = records;
+      return this.pending.done;
     }
+    const pending = { records, done: Promise.resolve() };
+    pending.done = new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.pending = null;
+        try {
+          this.write(pending.records());
+          resolve();
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    this.pending = pending;
+    return pending.done;
+  }
+
+  /** Resolves once no save is pending. */
+  async idle(): Promise<void> {
+    await this.pending?.done.catch(() => {});
+  }
+
+  private write(records: PodRecord[]): void {
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    const text = `${JSON.stringify({ version: 1, pods: records }, null, 1)}\n`;
     try {
-      await rename(tmp, this.path);
+      try {
+        writeFileSync(tmp, text, { mode: 0o600 });
+      } catch (err) {
+        // The directory is made when missing (again should someone remove it), not looked for every time.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        mkdirSync(path.dirname(this.path), { recursive: true, mode: 0o700 });
+        writeFileSync(tmp, text, { mode: 0o600 });
+      }
+      renameSync(tmp, this.path);
     } catch (err) {
-      await unlink(tmp).catch(() => {});
+      rmSync(tmp, { force: true });
       throw err;
     }
   }

@@ -6,8 +6,9 @@ import type { Logger } from 'pino';
 import { stopReading } from '../channel/socket-handover.js';
 import { LISTENER_OPTIONS } from '../proxy/listener.js';
 import { adoptPod, prepareSocket, type Handle } from '../proxy/pod-handover.js';
-import type { AttachLink, Host } from './host.js';
+import type { Host } from './host.js';
 import { FIRST_INHERITED_FD, refusalOf, type FromSuccessor, type ToSuccessor } from './handover-protocol.js';
+import { socketAttachLink } from './socket-attach-link.js';
 
 export interface Takeover {
   /** The control socket's listening server, passed last. */
@@ -75,7 +76,7 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
             const { state, link, ...item } = m.pod;
             const pod = state ? adoptPod(host.podOptions(item.id, item.config), state, list) : null;
             const linkSocket = link === undefined ? undefined : list[link];
-            host.adopt(item, pod, linkSocket instanceof net.Socket ? socketAttachLink(linkSocket) : undefined);
+            host.adopt(item, pod, linkSocket instanceof net.Socket ? socketAttachLink(prepareSocket(linkSocket)) : undefined);
             send({ t: 'took', id: m.pod.id });
           } catch (err) {
             log.error({ sandbox: m.pod.id, err: (err as Error).message }, 'reload: cannot take this pod; it stays with the running host');
@@ -138,28 +139,4 @@ function closeQuietly(fd: number): void {
   } catch {
     // not open
   }
-}
-
-/** The per-pod handle's connection after a reload: its HTTP head was sent by the old host. */
-function socketAttachLink(socket: net.Socket): AttachLink {
-  prepareSocket(socket);
-  socket.on('error', () => {});
-  socket.resume(); // the handle sends nothing more; its EOF is read and ignored
-  let closedByUs = false;
-  return {
-    socket,
-    send: (line) => void socket.write(line),
-    close() {
-      closedByUs = true;
-      socket.end();
-    },
-    onClose(listener) {
-      if (socket.destroyed) queueMicrotask(() => !closedByUs && listener());
-      else socket.once('close', () => !closedByUs && listener());
-    },
-    release() {
-      closedByUs = true;
-      return socket;
-    },
-  };
 }

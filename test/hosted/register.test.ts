@@ -4,6 +4,7 @@
 // prints them, with status 2; help and version keep bin/kata-proxy's outputs.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -140,6 +141,29 @@ describe('registration with a real host', () => {
     for (const [answer, status, code] of refusals) expect(answer).toMatchObject({ status, body: { code } });
     const pods = (await controlRequest(control, 'GET', '/pods', undefined, 2000)).body as { pods: { id: string }[] };
     expect(pods.pods.map((p) => p.id)).not.toContain('q');
+  });
+
+  it('the native frame: refusals are one line and change nothing; a usage error is the daemon\'s text', async () => {
+    const frame = (...fields: string[]) => Buffer.from(`\0${fields.map((f) => `${f}\0`).join('')}`);
+    const answer = (bytes: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(control, () => socket.end(bytes));
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString()));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const q = runtimeArgv({ listen: dir.socket('fq'), mux: dir.socket('kata'), sandbox: 'fq' });
+    const pid = String(process.pid);
+    expect(await answer(frame('kata-proxy-register 2', pid, '0', ''))).toMatch(/^refused 400 bad-frame /);
+    expect(await answer(frame('kata-proxy-register 1', '0', '0', ''))).toMatch(/^refused 400 bad-frame .*pid/);
+    expect(await answer(frame('kata-proxy-register 1', pid, String(q.length), ...q, 'NOEQUALS', ''))).toMatch(/^refused 400 bad-frame /);
+    expect(await answer(frame('kata-proxy-register 1', pid, '1', '-version', ''))).toBe('not-a-pod\n');
+    const usage = await answer(frame('kata-proxy-register 1', pid, '3', '-sandbox', 'fq', '-no-such-flag', ''));
+    expect(usage).toMatch(/^usage\n/);
+    expect(usage.slice(6)).toBe((await run(HOSTED_BIN, ['-sandbox', 'fq', '-no-such-flag'], env)).stderr);
+    const pods = (await controlRequest(control, 'GET', '/pods', undefined, 2000)).body as { pods: { id: string }[] };
+    expect(pods.pods.map((p) => p.id)).not.toContain('fq');
   });
 
   it('the native handle started directly (the runtime pointed at dist/native/kata-proxy-handle): same registration, same Node step', async () => {

@@ -1,0 +1,22 @@
+import type { PodConfig } from '../proxy/pod-settings.js';
+import type { AttachLink } from './host.js';
+import type { PodDetailView, PodView } from './pod-view.js';
+
+/** What the control socket serves; without the write operations it is read-only (per-pod daemon). */
+export interface PodRegistry {
+  list(): PodView[];
+  get(id: string): PodDetailView | null;
+  put?(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number }): Promise<{ status: 200 | 201; pod: PodView }>;
+  remove?(id: string): Promise<PodView>;
+  attach?(id: string, pid: number, link: AttachLink): Promise<void>;
+}
+
+/** A per-pod command line as the host reads it (`POST /pods`): see HostOperations.readCommandLine. */
+export type CommandLineVerdict =
+  | { kind: 'pod'; id: string; config: PodConfig }
+  /** The usage error the per-pod daemon would print (exit status 2), verbatim. */
+  | { kind: 'usage'; message: string }
+  /** Help, version or a subcommand: nothing to register; the handle runs it locally. */
+  | { kind: 'not-a-pod' };
+
+export type CommandLineReader = (argv: string[], env: Record<string, string>) => CommandLineVerdict;
