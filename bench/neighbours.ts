@@ -9,7 +9,7 @@
 // `kata-proxy host` (four pods in one process) and beside per-pod daemons (four processes), in
 // the same run, interleaved. Errors or wrong bytes any neighbour sees are reported.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest } from '../src/host/control-client.js';
 import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startNodeChild } from './peers.js';
@@ -150,10 +150,13 @@ async function untilServesOrGuestResets(p: PodPaths, alive: () => boolean): Prom
   if (!alive()) throw new Error(`${p.id} exited`);
 }
 
-/** Runs the hostile pod's load until stop() (the console flood is the console's own writer). */
+/** Runs the hostile pod's load until stop() (the console flood is the console's own writer: it starts here). */
 function startHostileLoad(scenario: Scenario, p: PodPaths, bulk: LoadClient): { stop(): Promise<string> } {
   const target: Target = { kind: 'socket', path: p.listen };
-  if (scenario === 'console flood') return { stop: async () => '' };
+  if (scenario === 'console flood') {
+    writeFileSync(floodGate(p.console!), '');
+    return { stop: async () => '' };
+  }
   if (scenario === 'stream resets') {
     let stopped = false;
     const runs: ChurnResult[] = [];
@@ -188,10 +191,18 @@ function startHostileLoad(scenario: Scenario, p: PodPaths, bulk: LoadClient): { 
   };
 }
 
-/** `yes` with 199-byte lines, served as QEMU serves console.sock (one client), until killed. */
+/** The file whose creation starts the flood: the pod's console is connected, and quiet, before. */
+const floodGate = (consolePath: string) => `${consolePath}.go`;
+
+/**
+ * `yes` with 199-byte lines, served as QEMU serves console.sock (one client), until killed; it
+ * waits for its gate file, so the quiet measurement has the console connected but silent.
+ */
 function consoleFlood(path: string): ChildProcess {
   const line = 'x'.repeat(199);
-  return spawn('socat', ['-u', `EXEC:yes ${line}`, `UNIX-LISTEN:${path},unlink-early`], { stdio: 'ignore' });
+  // Bounded: a run that fails before its loaded phase leaves no shell polling for ever.
+  const flood = `i=0; until [ -e ${floodGate(path)} ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; exec yes ${line}`;
+  return spawn('socat', ['-u', `SYSTEM:${flood}`, `UNIX-LISTEN:${path},unlink-early`], { stdio: 'ignore' });
 }
 
 async function neighboursRun(o: NeighboursOptions, targets: Target[], durationMs: number): Promise<NeighboursResult> {
@@ -257,6 +268,7 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
               log(`  ${mode}, ${scenario}: neighbours' p99 ${(q / 1000).toFixed(2)} ms quiet, ${(l / 1000).toFixed(2)} ms loaded (${ratio(l, q).toFixed(2)}×)${note ? `; ${note}` : ''}`);
             } finally {
               flood?.kill('SIGKILL');
+              if (hostile.console) rmSync(floodGate(hostile.console), { force: true });
               await fleet.dropHostile();
             }
           }
