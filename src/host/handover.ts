@@ -9,7 +9,7 @@ import { restartReading } from '../channel/socket-handover.js';
 import type { SystemdNotifier } from '../systemd/notify.js';
 import { HostError } from './host-error.js';
 import type { Host, HandoverItem } from './host.js';
-import { FIRST_INHERITED_FD, FORMATS, HANDOVER_ENV, offeredFormats, type FromSuccessor, type PodMessage, type ToSuccessor } from './handover-protocol.js';
+import { FIRST_INHERITED_FD, FORMATS, HANDOVER_ENV, type FromSuccessor, type PodMessage, type ToSuccessor } from './handover-protocol.js';
 import type { PodRecord } from './state-file.js';
 
 export interface ReloadOptions {
@@ -22,8 +22,6 @@ export interface ReloadOptions {
   flushBoundMs?: number;
   /** How long the successor may take to start, or to take one pod. */
   stepTimeoutMs?: number;
-  /** Test hook: the formats announced instead of this version's. */
-  formats?: typeof FORMATS;
 }
 
 export interface ReloadReport {
@@ -67,7 +65,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
   log.info({ pid: successor.pid, program: successor.program }, 'reload: the new version is starting');
   const moved: PodRecord[] = [];
   try {
-    successor.send({ t: 'offer', formats: options.formats ?? offeredFormats(), inherited: successor.inheritedCount });
+    successor.send({ t: 'offer', formats: FORMATS, inherited: successor.inheritedCount });
     const answer = await successor.next(['accept', 'refuse'], stepMs);
     if (answer.t === 'refuse') throw new HostError(422, 'reload-refused', `the new version refused the reload: ${answer.reason}`);
     let waiting = host.ids();
@@ -103,7 +101,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     // This process still accepts on the control socket until it exits: those go to the new one.
     options.control.removeAllListeners('connection');
     options.control.on('connection', (socket: net.Socket) => successor.late(null, socket));
-    successor.send({ t: 'done', moved: moved.length, pending: [...stayed.keys()].flatMap((id) => host.record(id) ?? []) });
+    successor.send({ t: 'done', moved: moved.length, remaining: host.remainingPods(stayed) });
     await successor.next(['serving'], stepMs);
     successor.inheritedClosed();
     notifier.mainPid(successor.pid);

@@ -10,7 +10,7 @@ import { perTest } from '../helpers/per-test.js';
 import { attachRaw, control, eventually, podBody } from './helpers.js';
 import { readdirSync } from 'node:fs';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
-import { download, gone, HostProcess, rpcLoop, upload, type Exchange } from './reload-helpers.js';
+import { download, gone, HostProcess, installProgram, onMessage, rpcLoop, upload, type Exchange } from './reload-helpers.js';
 
 const GO_PEER = await findGoPeer();
 const t = perTest('kpl');
@@ -18,9 +18,9 @@ const t = perTest('kpl');
 const PODS = Number(process.env.RELOAD_PODS ?? 20);
 const CONNECTIONS = 10; // per pod: 4 request/response loops, 3 downloads, 3 uploads
 
-async function startHost(env: NodeJS.ProcessEnv = {}): Promise<HostProcess> {
+async function startHost(env: NodeJS.ProcessEnv = {}, program?: string): Promise<HostProcess> {
   const socket = t.tmp.socket('host');
-  const host = new HostProcess(socket, ['host', '-control-socket', socket, '-state-file', t.tmp.file('pods.json'), '-log', 'info'], env);
+  const host = new HostProcess(socket, ['host', '-control-socket', socket, '-state-file', t.tmp.file('pods.json'), '-log', 'info'], env, program);
   t.cleanups.push(() => host.kill());
   await host.ready();
   return host;
@@ -114,8 +114,11 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
   }, 120_000);
 
   it('a new version that cannot read the state refuses the reload before anything pauses; the host serves on', async () => {
-    const host = await startHost({ KATA_PROXY_TEST_FAULT: 'offer-pod-version:2' });
+    const program = installProgram(t.tmp.file('inst/kata-proxy'));
+    const host = await startHost({}, program);
     const guests = await startPods(host, 2);
+    // The version installed now reads the running host's offer as one of a pod state version it does not know.
+    installProgram(program, onMessage("if (m.t === 'offer') m.formats.pod += 1;"));
     const rounds = { n: 0, lastMs: [] as number[] };
     const loops = [0, 1].map((p) => rpcLoop(t.tmp.socket(`p-${p}`), `pod${p}`, rounds));
     await eventually(() => rounds.n > 10);
@@ -138,8 +141,11 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
   }, 60_000);
 
   it('the new process dies before the first pod is committed: every pod carries on in the old one, nothing lost', async () => {
-    const host = await startHost({ KATA_PROXY_TEST_FAULT: 'exit-before-commit:1' });
+    const program = installProgram(t.tmp.file('inst/kata-proxy'));
+    const host = await startHost({}, program);
     const guests = await startPods(host, 3);
+    // The version installed now dies as the first pod arrives (before it answers "took").
+    installProgram(program, onMessage("if (m.t === 'pod') process.exit(1);"));
     const rounds = { n: 0, lastMs: [] as number[] };
     const { loops, bulk } = startTraffic(3, rounds);
     await eventually(() => rounds.n > 10);
@@ -178,9 +184,18 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(answer.status).toBe(200);
     expect(answer.json.moved).toBe(1);
     expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['1']);
-    // The new host's state file keeps pod 1 meanwhile (a crash now would re-create it).
+    // The new host's state file keeps pod 1 meanwhile (a crash now would re-create it), and it
+    // lists it as moving: where it runs and why; changes to it are refused until it comes.
     const ids = () => (JSON.parse(readFileSync(t.tmp.file('pods.json'), 'utf8')).pods as { id: string }[]).map((p) => p.id).sort();
     expect(ids()).toEqual(['0', '1']);
+    const listed = (await control(host.socket, 'GET', '/pods')).json.pods as { id: string; state: string; moving?: { pid: number; reason: string } }[];
+    expect(listed.map((p) => [p.id, p.state])).toEqual([['0', 'serving'], ['1', 'moving']]);
+    expect(listed[1]!.moving).toEqual({ pid: first, reason: expect.stringMatching(/did not read/) });
+    expect((await control(host.socket, 'GET', '/pods/1')).json.moving.pid).toBe(first);
+    const rm = await control(host.socket, 'DELETE', '/pods/1');
+    expect([rm.status, rm.json.code]).toEqual([409, 'pod-moving']);
+    const ls = spawnSync(BIN, ['pod', 'ls', '-control-socket', host.socket], { encoding: 'utf8' });
+    expect(ls.stdout).toMatch(new RegExp(`^1 +moving .*still in pid ${first}: .*did not read`, 'm'));
     // The old process lives on for pod 1; once its client reads, pod 1 moves and it exits 0.
     const hash = await new Promise<number>((resolve) => {
       let n = 0;
@@ -192,6 +207,25 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(await host.firstExit).toBe(0);
     expect(host.pid).not.toBe(first);
     guestsUntouched(guests);
+  }, 60_000);
+
+  it('the previous process dies while it still runs a pod: the new host re-creates that pod, as after a crash', async () => {
+    const host = await startHost();
+    const guests = await startPods(host, 2);
+    guests[0]!.proc.kill('SIGSTOP');
+    t.cleanups.push(() => guests[0]!.proc.kill('SIGCONT'));
+    [0, 1, 2, 3].map((c) => upload(t.tmp.socket('p-0'), `up${c}`, 1_000_000, 700 + c, 0));
+    await sleep(500);
+    const answer = await host.reload();
+    expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['0']);
+    host.first.kill('SIGKILL');
+    guests[0]!.proc.kill('SIGCONT');
+    // Its connections are lost, as in a crash (the uploads are cut); the pod itself comes back.
+    await eventually(async () => {
+      const pods = (await control(host.socket, 'GET', '/pods')).json.pods as { id: string; state: string }[];
+      return pods.map((p) => `${p.id}:${p.state}`).sort().join() === '0:serving,1:serving';
+    });
+    expect(host.lines.some((l) => l.includes('re-creating them') && l.includes(`pid=${host.first.pid}`))).toBe(true);
   }, 60_000);
 
   it('a guest that does not read (its VM paused): its pod stays until the guest reads again, nothing lost', async () => {
