@@ -273,6 +273,34 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(connections).toBe(1); // the new host did not reconnect: the connection moved
   }, 60_000);
 
+  it("the console's rate limit and the last line of a shed burst move too: that line is relayed once, by the new process", async () => {
+    const host = await startHost();
+    const consolePath = t.tmp.socket('console');
+    const consoleServer = net.createServer();
+    consoleServer.listen(consolePath);
+    t.cleanups.push(() => new Promise((r) => consoleServer.close(r)));
+    const qemu = new Promise<net.Socket>((r) => consoleServer.once('connection', r));
+    const guest = await startGoPeer(GO_PEER!, ['serve', '-listen', t.tmp.socket('g-c')]);
+    t.cleanups.push(() => guest.stop());
+    // One line per 4 s: the first line spends the token, the next ones are passed over.
+    const body = podBody(t.tmp, 'c', { agentLogsSocket: consolePath, agentLogRate: 0.25 });
+    expect((await control(host.socket, 'PUT', '/pods/c?wait=serving', body)).status).toBe(201);
+    const console_ = await qemu;
+    t.cleanups.push(() => console_.destroy());
+    console_.write('first line\n');
+    await eventually(() => host.lines.some((l) => l.includes('msg="first line"')));
+    console_.write('shed 1\nshed 2\nlast of the burst\n');
+    await sleep(100);
+    const old = host.pid;
+    expect((await host.reload()).status).toBe(200);
+    expect(host.lines.some((l) => l.includes('last of the burst'))).toBe(false);
+    await eventually(() => host.lines.some((l) => l.includes('msg="last of the burst"')), 15_000);
+    const relayed = host.lines.filter((l) => l.includes('source=agent')).map((l) => [/msg="([^"]*)"/.exec(l)?.[1], /pid=(\d+)/.exec(l)?.[1]]);
+    expect(relayed).toEqual([['first line', String(old)], ['last of the burst', String(host.pid)]]);
+    // The lines passed over are counted by the new process (the limiter's count moved with it).
+    await eventually(() => host.lines.some((l) => l.includes('agent log lines dropped by the rate limit') && l.includes('dropped=2')), 15_000);
+  }, 60_000);
+
   it('systemd: RELOADING=1 and MAINPID= from the old process, READY=1, STATUS and the watchdog from the new one', async () => {
     const receiver = new NotifyReceiver(t.tmp.socket('notify'));
     t.cleanups.push(() => receiver.close());
