@@ -428,9 +428,13 @@ async function main(): Promise<void> {
   }
 }
 
-/** `current` over `previous`: sections, figures (by key) and targets (by name) it measured replace theirs. */
+/**
+ * `current` over `previous`: the sections, figures (by key) and targets (by name) it measured
+ * replace theirs; the whole run's settings, duration and regressions stay.
+ */
 function mergeResults(previous: Results, current: Results): Results {
-  const measured = Object.fromEntries(Object.entries(current).filter(([, v]) => v !== undefined));
+  const wholeRun = new Set(['config', 'paths', 'durationSeconds', 'regressions']);
+  const measured = Object.fromEntries(Object.entries(current).filter(([k, v]) => v !== undefined && !wholeRun.has(k)));
   const figures = new Set(current.figures.map((f) => f.key));
   const targets = new Set(current.targets.map((t) => t.name));
   return {

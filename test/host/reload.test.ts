@@ -58,6 +58,24 @@ function guestsUntouched(guests: GoPeer[]): void {
   }
 }
 
+/** Pod "c" with a console socket played by the test (as QEMU's console.sock): its connection, and how many were made. */
+async function consolePod(host: HostProcess, extra: Record<string, unknown> = {}): Promise<{ console_: net.Socket; connections: () => number }> {
+  const consolePath = t.tmp.socket('console');
+  const consoleServer = net.createServer();
+  consoleServer.listen(consolePath);
+  t.cleanups.push(() => new Promise((r) => consoleServer.close(r)));
+  let connections = 0;
+  consoleServer.on('connection', () => connections++);
+  const qemu = new Promise<net.Socket>((r) => consoleServer.once('connection', r));
+  const guest = await startGoPeer(GO_PEER!, ['serve', '-listen', t.tmp.socket('g-c')]);
+  t.cleanups.push(() => guest.stop());
+  const put = await control(host.socket, 'PUT', '/pods/c?wait=serving', podBody(t.tmp, 'c', { agentLogsSocket: consolePath, ...extra }));
+  expect(put.status).toBe(201);
+  const console_ = await qemu;
+  t.cleanups.push(() => console_.destroy());
+  return { console_, connections: () => connections };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
@@ -249,19 +267,7 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
 
   it("the console relay's connection and its partial line move too: a line cut by the reload is logged once, whole", async () => {
     const host = await startHost();
-    const consolePath = t.tmp.socket('console');
-    const consoleServer = net.createServer();
-    consoleServer.listen(consolePath);
-    t.cleanups.push(() => new Promise((r) => consoleServer.close(r)));
-    let connections = 0;
-    consoleServer.on('connection', () => connections++);
-    const qemu = new Promise<net.Socket>((r) => consoleServer.once('connection', r));
-    const guest = await startGoPeer(GO_PEER!, ['serve', '-listen', t.tmp.socket('g-c')]);
-    t.cleanups.push(() => guest.stop());
-    const put = await control(host.socket, 'PUT', '/pods/c?wait=serving', podBody(t.tmp, 'c', { agentLogsSocket: consolePath }));
-    expect(put.status).toBe(201);
-    const console_ = await qemu;
-    t.cleanups.push(() => console_.destroy());
+    const { console_, connections } = await consolePod(host);
     console_.write('first line\nsecond li');
     await eventually(() => host.lines.some((l) => l.includes('msg="first line"')));
     expect((await host.reload()).status).toBe(200);
@@ -270,23 +276,13 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     await eventually(() => host.lines.some((l) => l.includes('msg="third line"')));
     const relayed = host.lines.filter((l) => l.includes('source=agent')).map((l) => /msg="([^"]*)"/.exec(l)?.[1]);
     expect(relayed).toEqual(['first line', 'second line, finished', 'third line']);
-    expect(connections).toBe(1); // the new host did not reconnect: the connection moved
+    expect(connections()).toBe(1); // the new host did not reconnect: the connection moved
   }, 60_000);
 
   it("the console's rate limit and the last line of a shed burst move too: that line is relayed once, by the new process", async () => {
     const host = await startHost();
-    const consolePath = t.tmp.socket('console');
-    const consoleServer = net.createServer();
-    consoleServer.listen(consolePath);
-    t.cleanups.push(() => new Promise((r) => consoleServer.close(r)));
-    const qemu = new Promise<net.Socket>((r) => consoleServer.once('connection', r));
-    const guest = await startGoPeer(GO_PEER!, ['serve', '-listen', t.tmp.socket('g-c')]);
-    t.cleanups.push(() => guest.stop());
     // One line per 4 s: the first line spends the token, the next ones are passed over.
-    const body = podBody(t.tmp, 'c', { agentLogsSocket: consolePath, agentLogRate: 0.25 });
-    expect((await control(host.socket, 'PUT', '/pods/c?wait=serving', body)).status).toBe(201);
-    const console_ = await qemu;
-    t.cleanups.push(() => console_.destroy());
+    const { console_ } = await consolePod(host, { agentLogRate: 0.25 });
     console_.write('first line\n');
     await eventually(() => host.lines.some((l) => l.includes('msg="first line"')));
     console_.write('shed 1\nshed 2\nlast of the burst\n');
