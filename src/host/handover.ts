@@ -30,6 +30,9 @@ export interface ReloadReport {
   /** Pods that could not move (they carry on in this process, which stays until they do). */
   stayed: { id: string; reason: string }[];
   ms: number;
+  /** Of `ms`: until the new process had started and accepted the formats, then until the last pod moved. */
+  startMs: number;
+  podsMs: number;
   /** How long the moved pods were stopped, ms: median, 99th percentile, longest. */
   pausedMs: { p50: number; p99: number; max: number };
 }
@@ -69,6 +72,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     successor.send({ t: 'offer', formats: FORMATS, inherited: successor.inheritedCount });
     const answer = await successor.next(['accept', 'refuse'], stepMs);
     if (answer.t === 'refuse') throw new HostError(422, 'reload-refused', `the new version refused the reload: ${answer.reason}`);
+    const accepted = Date.now();
     let waiting = host.ids();
     const stayed = new Map<string, string>();
     const paused: number[] = [];
@@ -98,6 +102,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
       waiting = again;
       if (waiting.length > 0) await new Promise((r) => setTimeout(r, 100));
     }
+    const podsDone = Date.now();
     successor.send({ t: 'control' }, options.control);
     // This process still accepts on the control socket until it exits: those go to the new one.
     options.control.removeAllListeners('connection');
@@ -113,6 +118,8 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
       moved: moved.length,
       stayed: [...stayed].map(([id, reason]) => ({ id, reason })),
       ms: Date.now() - started,
+      startMs: accepted - started,
+      podsMs: podsDone - accepted,
       pausedMs: spread(paused),
     };
     log.info({ pid: report.pid, moved: report.moved, stayed: report.stayed.length, ms: report.ms }, 'reload: the new version serves');
