@@ -246,9 +246,13 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     host.first.kill('SIGKILL');
     guests[0]!.proc.kill('SIGCONT');
     // Its connections are lost, as in a crash (the uploads are cut); the pod itself comes back.
+    let seen = '';
     await eventually(async () => {
       const pods = (await control(host.socket, 'GET', '/pods')).json.pods as { id: string; state: string }[];
-      return pods.map((p) => `${p.id}:${p.state}`).sort().join() === '0:serving,1:serving';
+      seen = pods.map((p) => `${p.id}:${p.state}`).sort().join();
+      return seen === '0:serving,1:serving';
+    }, 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}: pods ${seen}\n${host.lines.slice(-15).join('\n')}`);
     });
     expect(host.lines.some((l) => l.includes('re-creating them') && l.includes(`pid=${host.first.pid}`))).toBe(true);
   }, 60_000);
