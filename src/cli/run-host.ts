@@ -29,7 +29,11 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
   const systemd = await systemdHooks(log);
 
   const stateFile = new StateFile(options.stateFile);
-  const status = (h: Host) => systemd.notifier.status(h.size === 1 ? '1 pod' : `${h.size} pods`);
+  const status = (h: Host) => {
+    const moving = h.size - h.ownSize;
+    const still = moving > 0 ? `, ${moving} still in the previous process` : '';
+    systemd.notifier.status(`${h.size === 1 ? '1 pod' : `${h.size} pods`}${still}`);
+  };
   const host = new Host({
     loggers,
     stateFile,

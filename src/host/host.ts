@@ -209,7 +209,6 @@ export class Host {
 
   /** A pod the previous host handed over (see handOver): listed and watched as if created here. */
   adopt(item: Omit<HandoverItem, 'capture' | 'link'>, pod: Pod | null, link?: AttachLink): void {
-    if (this.remaining.delete(item.id)) void this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
     const entry: Entry = {
       id: item.id,
       config: item.config,
@@ -218,6 +217,8 @@ export class Host {
       ...(item.handle ? { handle: item.handle } : {}),
     };
     this.entries.set(item.id, entry);
+    // A pod the previous host kept after the reload: the state file and the status count it as here now.
+    if (this.remaining.delete(item.id)) void this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
     if (pod) void pod.whenEnded().then((end) => this.podEnded(entry, end));
     if (link) {
       entry.link = link;

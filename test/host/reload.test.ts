@@ -189,7 +189,10 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
   }, 60_000);
 
   it('a client that does not read: its pod stays with the old process until it can move; others move at once', async () => {
-    const host = await startHost();
+    const receiver = new NotifyReceiver(t.tmp.socket('notify'));
+    t.cleanups.push(() => receiver.close());
+    await receiver.ready();
+    const host = await startHost({ NOTIFY_SOCKET: receiver.address });
     const guests = await startPods(host, 2);
     const first = host.pid;
     // Pod 1's client asks for 20 MB and reads nothing: the proxy's writes to it cannot flush.
@@ -231,6 +234,9 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(hash).toBe(20_000_000);
     expect(await host.firstExit).toBe(0);
     expect(host.pid).not.toBe(first);
+    // The service's status said so meanwhile, and says all is here once it is.
+    expect(receiver.messages).toContain('STATUS=2 pods, 1 still in the previous process');
+    await receiver.waitFor((m) => m === 'STATUS=2 pods' && receiver.messages.lastIndexOf(m) > receiver.messages.indexOf('STATUS=2 pods, 1 still in the previous process'));
     guestsUntouched(guests);
   }, 60_000);
 
