@@ -10,7 +10,7 @@ import { podSettingsOf, sameConfig, type PodConfig } from '../proxy/pod-settings
 import { HostError } from './host-error.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
 import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
-import { isSameProcess, processStartTime } from './process-identity.js';
+import { isSameProcess, processStartTime, whenExited } from './process-identity.js';
 import type { RemainingPod } from './handover-protocol.js';
 import type { HandleRecord, PodRecord, StateFile } from './state-file.js';
 
@@ -196,9 +196,11 @@ export class Host {
   /** The previous host process went away with pods it had not handed over: they start again here, as after a crash. */
   async previousGone(): Promise<void> {
     const records = [...this.remaining.values()].map((p) => p.record);
-    this.remaining = new Map();
     if (records.length === 0) return;
     this.log.error({ pods: records.map((r) => r.id), pid: this.previousPid }, 'reload: the previous process went away before handing these pods over; re-creating them');
+    // Its channel to us may close before its listen sockets do; listed as moving until then.
+    await whenExited(this.previousPid);
+    this.remaining = new Map();
     await this.restore(records);
   }
 
