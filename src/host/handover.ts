@@ -104,7 +104,9 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     }
     const podsDone = Date.now();
     successor.send({ t: 'control' }, options.control);
-    // This process still accepts on the control socket until it exits: those go to the new one.
+    // This process still accepts on the control socket until it exits: those go to the new one,
+    // unread (a request read here would stay behind in this process's buffer).
+    (options.control as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
     options.control.removeAllListeners('connection');
     options.control.on('connection', (socket: net.Socket) => successor.late(null, socket));
     successor.send({ t: 'done', moved: moved.length, remaining: host.remainingPods(stayed) });

@@ -222,6 +222,10 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect((await control(host.socket, 'GET', '/pods/1')).json.moving.pid).toBe(first);
     const rm = await control(host.socket, 'DELETE', '/pods/1');
     expect([rm.status, rm.json.code]).toEqual([409, 'pod-moving']);
+    // Both processes accept on the control socket meanwhile: a burst of requests is answered whole
+    // (the old process passes its connections on unread).
+    const burst = await Promise.all(Array.from({ length: 50 }, () => control(host.socket, 'GET', '/pods')));
+    expect(burst.map((r) => `${r.status} ${r.json.pods.length}`)).toEqual(Array.from({ length: 50 }, () => '200 2'));
     const ls = spawnSync(BIN, ['pod', 'ls', '-control-socket', host.socket], { encoding: 'utf8' });
     expect(ls.stdout).toMatch(new RegExp(`^1 +moving .*still in pid ${first}: .*did not read`, 'm'));
     // The old process lives on for pod 1; once its client reads, pod 1 moves and it exits 0.
