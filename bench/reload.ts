@@ -22,6 +22,9 @@ export interface ReloadRun {
   connections: number;
   /** The running host's own count, from the start of the successor to its READY. */
   reloadMs: number;
+  /** Of reloadMs: the successor starting (until it accepted the formats), then the pods moving. */
+  startMs: number;
+  podsMs: number;
   /** Wall clock of POST /upgrade as a client sees it. */
   requestMs: number;
   moved: number;
@@ -30,6 +33,8 @@ export interface ReloadRun {
   pausedMs: { p50: number; p99: number; max: number };
   /** 64-byte round trips of the timed clients while the reload ran. */
   rtt: { samples: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /** The same in the half second before it (what the machine's load alone costs them). */
+  rttBefore: { samples: number; p99Ms: number };
   oldPeak: MemSample;
   newPeak: MemSample;
 }
@@ -136,7 +141,7 @@ async function oneRun(dir: string, pods: number, connections: number, errors: st
     const t1 = performance.now();
     clearInterval(watchNew);
     if (answer.status !== 200) throw new Error(`reload: ${answer.status} ${JSON.stringify(answer.body)}`);
-    const report = answer.body as { pid: number; ms: number; moved: number; stayed: unknown[]; pausedMs: ReloadRun['pausedMs'] };
+    const report = answer.body as { pid: number; ms: number; startMs: number; podsMs: number; moved: number; stayed: unknown[]; pausedMs: ReloadRun['pausedMs'] };
     pids.push(report.pid);
     newPeak ??= new PeakSampler(report.pid, 20);
     await sleep(300);
@@ -144,21 +149,26 @@ async function oneRun(dir: string, pods: number, connections: number, errors: st
     const newMem = (newPeak as PeakSampler).stop();
     const during = pingers.flatMap((p) => p.times.filter((x) => x.at >= t0 && x.at <= t1 + 100).map((x) => x.ms));
     const pc = percentiles(during.length > 0 ? during : [NaN]);
+    const before = pingers.flatMap((p) => p.times.filter((x) => x.at >= t0 - 500 && x.at < t0).map((x) => x.ms));
     const run: ReloadRun = {
       pods,
       connections,
       reloadMs: report.ms,
+      startMs: report.startMs,
+      podsMs: report.podsMs,
       requestMs: t1 - t0,
       moved: report.moved,
       stayed: report.stayed.length,
       pausedMs: report.pausedMs,
       rtt: { samples: during.length, p50Ms: pc.p50, p99Ms: pc.p99, maxMs: Math.max(...during) },
+      rttBefore: { samples: before.length, p99Ms: percentiles(before.length > 0 ? before : [NaN]).p99 },
       oldPeak: oldMem,
       newPeak: newMem,
     };
     log(
-      `  ${pods} pods × ${connections} connections: reload ${run.reloadMs} ms (moved ${run.moved}, stayed ${run.stayed}); ` +
-        `round trips during it p50 ${run.rtt.p50Ms.toFixed(2)} ms p99 ${run.rtt.p99Ms.toFixed(2)} ms max ${run.rtt.maxMs.toFixed(1)} ms; ` +
+      `  ${pods} pods × ${connections} connections: reload ${run.reloadMs} ms (start ${run.startMs}, pods ${run.podsMs}; moved ${run.moved}, stayed ${run.stayed}); ` +
+        `round trips during it p50 ${run.rtt.p50Ms.toFixed(2)} ms p99 ${run.rtt.p99Ms.toFixed(2)} ms max ${run.rtt.maxMs.toFixed(1)} ms ` +
+        `(p99 ${run.rttBefore.p99Ms.toFixed(2)} ms before it); ` +
         `peak RSS old ${(oldMem.rss / MiB).toFixed(0)} MiB, new ${(newMem.rss / MiB).toFixed(0)} MiB`,
     );
     return run;
@@ -206,11 +216,12 @@ export function reloadSection(r: ReloadFigures): string {
   const mib = (b: number) => (b / MiB).toFixed(1);
   const rows = r.runs.map((x) => [
     `${x.pods} pods × ${x.connections} connections`,
-    String(x.reloadMs),
+    `${x.reloadMs} (${x.startMs} + ${x.podsMs})`,
     `${x.moved}/${x.pods}`,
     `${x.pausedMs.p50} / ${x.pausedMs.p99} / ${x.pausedMs.max}`,
     x.rtt.p99Ms.toFixed(2),
     x.rtt.maxMs.toFixed(1),
+    x.rttBefore.p99Ms.toFixed(2),
     String(x.rtt.samples),
     mib(x.oldPeak.rss),
     mib(x.newPeak.rss),
@@ -218,7 +229,7 @@ export function reloadSection(r: ReloadFigures): string {
   const errors = r.errors.length > 0 ? `\n\n${r.errors.length} errors: ${r.errors.slice(0, 3).join('; ')}` : '';
   return (
     `## Reload (bench/reload.ts): every pod handed to a new process, live\n\n` +
-    table(['', 'reload, ms', 'pods moved', 'pod stopped p50 / p99 / max, ms', '64-byte RTT p99 during it, ms', 'max, ms', 'RTTs', 'old process peak RSS, MiB', 'new process peak RSS, MiB'], rows) +
+    table(['', 'reload (start + pods), ms', 'pods moved', 'pod stopped p50 / p99 / max, ms', '64-byte RTT p99 during it, ms', 'max, ms', 'RTT p99 before it, ms', 'RTTs', 'old process peak RSS, MiB', 'new process peak RSS, MiB'], rows) +
     errors
   );
 }

@@ -61,6 +61,8 @@ import { runThroughput, type BenchPath, type ScenarioSpec } from './throughput.j
 
 const MiB = 1 << 20;
 
+const ALL_PARTS = 'podstart,throughput,latency,floods,memory,pods,host,podmem,neighbours,reload,flags';
+
 interface Options {
   quick: boolean;
   profile: boolean;
@@ -82,7 +84,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const get = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-  const only = new Set((get('only') ?? 'podstart,throughput,latency,floods,memory,pods,host,podmem,neighbours,reload,flags').split(','));
+  const only = new Set((get('only') ?? ALL_PARTS).split(','));
   const kataProxyAt = argv.indexOf('--kata-proxy');
   if (argv.includes('--profile')) only.add('profile');
   const defaultOut = join(REPO_ROOT, 'bench', 'results.json');
@@ -426,9 +428,29 @@ async function main(): Promise<void> {
   log(`\n${render(results, previousFound)}\n`);
   log(`bench took ${results.durationSeconds} s`);
   if (o.out) {
-    writeFileSync(o.out, `${JSON.stringify(results, null, 1)}\n`);
+    // A run of some parts (--only) replaces their figures and keeps the others of the file.
+    const partial = ALL_PARTS.split(',').some((part) => !o.only.has(part));
+    const written = partial && existsSync(o.out) ? mergeResults(JSON.parse(readFileSync(o.out, 'utf8')) as Results, results) : results;
+    writeFileSync(o.out, `${JSON.stringify(written, null, 1)}\n`);
     log(`results written to ${o.out}`);
   }
+}
+
+/**
+ * `current` over `previous`: the sections, figures (by key) and targets (by name) it measured
+ * replace theirs; the whole run's settings, duration and regressions stay.
+ */
+function mergeResults(previous: Results, current: Results): Results {
+  const wholeRun = new Set(['config', 'paths', 'durationSeconds', 'regressions']);
+  const measured = Object.fromEntries(Object.entries(current).filter(([k, v]) => v !== undefined && !wholeRun.has(k)));
+  const figures = new Set(current.figures.map((f) => f.key));
+  const targets = new Set(current.targets.map((t) => t.name));
+  return {
+    ...previous,
+    ...measured,
+    figures: [...previous.figures.filter((f) => !figures.has(f.key)), ...current.figures],
+    targets: [...previous.targets.filter((t) => !targets.has(t.name)), ...current.targets],
+  } as Results;
 }
 
 main().catch((err: Error) => {

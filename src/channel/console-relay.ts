@@ -56,6 +56,8 @@ export interface ConsoleRelayState {
   partialLine: string;
   lines: number;
   limiter: { tokens: number; last: number; dropped: number };
+  /** The last line of a read passed over, not relayed yet (base64; absent: none). */
+  heldLine?: string;
 }
 
 /**
@@ -92,14 +94,23 @@ export class ConsoleRelay {
   /** Stops reading the console at its handle; the connection and the relay's state to carry on. */
   suspend(): { socket: net.Socket | null; state: ConsoleRelayState } {
     if (this.socket) stopReading(this.socket);
+    // The held line goes with the state: relayed here meanwhile, it would be relayed twice.
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.heldTimer = null;
     return {
       socket: this.socket && !this.socket.destroyed ? this.socket : null,
-      state: { partialLine: this.splitter.partialLine.toString('base64'), lines: this.lines, limiter: this.limiter.state },
+      state: {
+        partialLine: this.splitter.partialLine.toString('base64'),
+        lines: this.lines,
+        limiter: this.limiter.state,
+        ...(this.lastPassed.held ? { heldLine: this.lastPassed.copy()!.toString('base64') } : {}),
+      },
     };
   }
 
   resume(): void {
     if (this.socket) resumeReading(this.socket);
+    if (this.lastPassed.held) this.watchHeld();
   }
 
   /** The console connection now (a reload passes it to the next host at its start). */
@@ -111,6 +122,8 @@ export class ConsoleRelay {
   release(): void {
     this.abort.abort();
     if (this.reportTimer) clearInterval(this.reportTimer);
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.lastPassed.drop();
     const socket = this.socket;
     this.socket = null;
     if (socket) {
@@ -126,6 +139,10 @@ export class ConsoleRelay {
     this.splitter.restorePartial(Buffer.from(state.partialLine, 'base64'));
     this.lines = state.lines;
     this.limiter.state = state.limiter;
+    if (state.heldLine !== undefined) {
+      this.lastPassed.hold(Buffer.from(state.heldLine, 'base64'));
+      this.watchHeld();
+    }
     if (socket) {
       socket.on('data', (chunk: Buffer) => {
         if (!this.takeChunk(chunk)) socket.pause();

@@ -39,6 +39,17 @@ export class LastLine {
     use(line);
   }
 
+  /** A copy of the held line, or null (a handover carries it to the next process). */
+  copy(): Buffer | null {
+    return this.held ? Buffer.from(this.buffer.subarray(0, this.bytes)) : null;
+  }
+
+  /** Holds `line` as the last one passed over (from the process that had it). */
+  hold(line: Buffer): void {
+    this.buffer = Buffer.from(line);
+    this.bytes = line.length;
+  }
+
   /** Forgets the held line; true if there was one. */
   drop(): boolean {
     const had = this.held;

@@ -1,5 +1,3 @@
-import type { SerialPort } from 'serialport';
-
 const UV_READABLE = 1;
 const UV_WRITABLE = 2;
 
@@ -11,8 +9,8 @@ interface PollerLike {
 
 /**
  * Works around two faults of @serialport/bindings-cpp 13's Linux poller, one uv_poll_t shared by
- * reads and writes. Applied to the open port's own poller; without one (another binding) it does
- * nothing.
+ * reads and writes. Applied to an open port binding's poller; without one (another binding) it
+ * does nothing.
  *
  * 1. `poll(flag)` calls uv_poll_start with that flag alone, so a read that starts waiting for
  *    "readable" disarms a write already waiting for "writable". The write then resumes only when
@@ -27,8 +25,8 @@ interface PollerLike {
  *    response over the tty hung in 2 of 5 runs). Here each event is followed by an immediate,
  *    after which Node drains the queue in this turn of the event loop.
  */
-export function fixSerialPoller(port: SerialPort): void {
-  const poller = (port.port as { poller?: PollerLike } | undefined)?.poller;
+export function fixSerialPoller(binding: object): void {
+  const poller = (binding as { poller?: PollerLike }).poller;
   if (!poller || typeof poller.poll !== 'function' || typeof poller.listenerCount !== 'function') return;
   const poll = poller.poll.bind(poller);
   poller.poll = (flags = 0) => {

@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { constants, existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SerialPort } from 'serialport';
+import { gateReads, type PortBinding } from './serial-handover.js';
 import { fixSerialPoller } from './serial-poller-fix.js';
 
 export interface SerialOptions {
@@ -24,11 +25,11 @@ export async function openSerialChannel(path: string, baudRate: number, options:
     if (Date.now() > deadline) throw new Error(`serial device ${path} did not appear within ${options.timeoutMs ?? 30_000} ms`);
     await sleep(50, undefined, { signal: options.signal });
   }
-  // The native add-on loads here, with the first tty, never on the start path of a socket daemon.
-  const { SerialPort: Port } = createRequire(import.meta.url)('serialport') as typeof import('serialport');
+  const { SerialPort: Port, bindings } = serialModules();
   const port = new Port({
     path,
     baudRate,
+    ...withBinding({ ...bindings.LinuxBinding, open: async (o: object) => prepared(await bindings.LinuxBinding.open(o)) }),
     dataBits: 8,
     stopBits: 1,
     parity: 'none',
@@ -41,9 +42,52 @@ export async function openSerialChannel(path: string, baudRate: number, options:
     autoOpen: false,
   });
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-  fixSerialPoller(port);
   closeOnDestroy(port);
   return port;
+}
+
+/**
+ * The tty another process used as this pod's guest channel, opened again as it stands: its
+ * settings and both queues belong to the device (serialport's own open would flush them). Throws
+ * if the device cannot be opened; the stream is usable at once (it opens in the next tick).
+ */
+export function reopenSerialChannel(path: string, baudRate: number): Duplex {
+  const fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
+  const { SerialPort: Port, bindings } = serialModules();
+  const port = new Port({
+    path,
+    baudRate,
+    ...withBinding({ ...bindings.LinuxBinding, open: async (o: object) => prepared(new bindings.LinuxPortBinding(fd, o)) }),
+  });
+  closeOnDestroy(port);
+  return port;
+}
+
+interface SerialModules {
+  SerialPort: typeof import('serialport').SerialPort;
+  bindings: {
+    LinuxBinding: { open(options: object): Promise<PortBinding> };
+    LinuxPortBinding: new (fd: number, options: object) => PortBinding;
+  };
+}
+
+/** The native add-on loads here, with the first tty, never on the start path of a socket daemon. */
+function serialModules(): SerialModules {
+  const require = createRequire(import.meta.url);
+  const { SerialPort } = require('serialport') as typeof import('serialport');
+  const bindings = createRequire(require.resolve('serialport'))('@serialport/bindings-cpp') as SerialModules['bindings'];
+  return { SerialPort, bindings };
+}
+
+/** serialport's stream takes its binding as an option its SerialPort type leaves out. */
+function withBinding(binding: object): object {
+  return { binding };
+}
+
+/** A port binding just opened, before the stream reads from it. */
+function prepared(binding: PortBinding): PortBinding {
+  fixSerialPoller(binding);
+  return gateReads(binding);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { readableBytes } from '../yamux/snapshot.js';
 
 /** The libuv handle behind a net.Socket (internal API, stable since Node 0.x). */
@@ -11,8 +12,8 @@ interface StreamHandle {
   readonly writeQueueSize?: number;
 }
 
-function handleOf(socket: net.Socket): StreamHandle | null {
-  return (socket as unknown as { _handle: StreamHandle | null })._handle;
+function handleOf(socket: Duplex): StreamHandle | null {
+  return (socket as unknown as { _handle?: StreamHandle | null })._handle ?? null;
 }
 
 /**
@@ -47,13 +48,13 @@ export function restartReading(socket: net.Socket): void {
   handle.readStart();
 }
 
-/** Bytes Node read from the socket that nobody consumed yet (they travel with the state). */
-export function unreadBytes(socket: net.Socket): Buffer {
+/** Bytes Node read from the socket (or tty) that nobody consumed yet (they travel with the state). */
+export function unreadBytes(socket: Duplex): Buffer {
   return readableBytes(socket);
 }
 
-/** Everything written so far has reached the kernel. */
-export function writesFlushed(socket: net.Socket): boolean {
+/** Everything written so far has reached the kernel (a tty stream has no handle: its writes are done once acknowledged). */
+export function writesFlushed(socket: Duplex): boolean {
   return socket.destroyed || (socket.writableLength === 0 && (handleOf(socket)?.writeQueueSize ?? 0) === 0);
 }
 
@@ -61,7 +62,7 @@ export function writesFlushed(socket: net.Socket): boolean {
  * Resolves true once everything written to `sockets` reached the kernel, false after
  * `timeoutMs` (a peer that does not read).
  */
-export function whenFlushed(sockets: readonly net.Socket[], timeoutMs: number): Promise<boolean> {
+export function whenFlushed(sockets: readonly Duplex[], timeoutMs: number): Promise<boolean> {
   const pending = sockets.filter((s) => !writesFlushed(s));
   if (pending.length === 0) return Promise.resolve(true);
   return new Promise((resolve) => {

@@ -63,7 +63,9 @@ async function send(socketPath: string, command: PodCommand): Promise<Reply> {
 export function podTable(pods: PodView[]): string {
   const rows = [['ID', 'STATE', 'CLIENTS', 'STREAMS', 'IN', 'OUT', 'UPTIME', 'END']];
   for (const p of pods) {
-    const end = p.end ? `${p.end.reason}${p.end.error ? `: ${p.end.error}` : ''}` : '';
+    const end = p.moving
+      ? `still in pid ${p.moving.pid}: ${p.moving.reason}`
+      : p.end ? `${p.end.reason}${p.end.error ? `: ${p.end.error}` : ''}` : '';
     rows.push([p.id, p.state, String(p.clients), String(p.streams), bytes(p.bytesIn), bytes(p.bytesOut), duration(p.uptimeMs), end]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

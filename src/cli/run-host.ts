@@ -32,7 +32,11 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
   const systemd = await systemdHooks(log);
 
   const stateFile = new StateFile(options.stateFile);
-  const status = (h: Host) => systemd.notifier.status(h.size === 1 ? '1 pod' : `${h.size} pods`);
+  const status = (h: Host) => {
+    const moving = h.size - h.ownSize;
+    const still = moving > 0 ? `, ${moving} still in the previous process` : '';
+    systemd.notifier.status(`${h.size === 1 ? '1 pod' : `${h.size} pods`}${still}`);
+  };
   const host = new Host({
     loggers,
     stateFile,
@@ -101,8 +105,8 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
     await handOverRest(host, stop, log);
     // The new process died while pods still waited here: they end with us, and the restarted
     // service re-creates them from the state file (the new process kept them there).
-    const stranded = host.size > 0;
-    if (stranded) log.error({ pods: host.size, err: stop.dead?.message }, 'reload: the new process is gone; pods not yet handed over end here');
+    const stranded = host.ownSize > 0;
+    if (stranded) log.error({ pods: host.ownSize, err: stop.dead?.message }, 'reload: the new process is gone; pods not yet handed over end here');
     systemd.notifier.stop();
     await loggers.writer.flush();
     // Connections accepted until now went to the new process; none can come between this check and the exit.
@@ -121,12 +125,15 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
 
 /**
  * Pods that could not move during the reload (a guest or client that did not read) carry on here
- * and are handed over as soon as they can; then the clients this process still accepted on the
- * listen sockets are passed on, and it may go.
+ * and are handed over as soon as they can; the new process lists them meanwhile, with the reason,
+ * and this process says in its log which pods keep it. Then the clients this process still
+ * accepted on the listen sockets are passed on, and it may go.
  */
 async function handOverRest(host: Host, successor: Successor, log: Loggers['proxy']): Promise<void> {
-  while (host.size > 0 && !successor.dead) {
+  let loggedAt = 0;
+  while (host.ownSize > 0 && !successor.dead) {
     await new Promise((r) => setTimeout(r, 1000));
+    const reasons = new Map<string, string>();
     for (const id of host.ids()) {
       const result = await host.handOver(
         id,
@@ -135,9 +142,22 @@ async function handOverRest(host: Host, successor: Successor, log: Loggers['prox
         (podId, client) => successor.late(podId, client),
       );
       if (result.result === 'moved') log.info({ sandbox: id }, 'reload: pod handed over late');
+      if (result.result === 'stayed') reasons.set(id, result.reason);
+    }
+    try {
+      successor.send({ t: 'remaining', pods: host.remainingPods(reasons) });
+    } catch {
+      // gone: the loop ends
+    }
+    if (reasons.size > 0 && Date.now() - loggedAt >= REMAINING_LOG_MS) {
+      loggedAt = Date.now();
+      log.warn({ pods: Object.fromEntries(reasons), successor: successor.pid }, 'reload: these pods still run in this process; retrying each second');
     }
   }
 }
+
+/** How often the previous process says which pods keep it. */
+const REMAINING_LOG_MS = 60_000;
 
 /**
  * The last resort: an exception no pod's entry point caught still ends only the pod whose code

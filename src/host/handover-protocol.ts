@@ -4,6 +4,7 @@ import type { PodEnd } from '../proxy/pod.js';
 import { POD_STATE_VERSION, type PodState } from '../proxy/pod-handover.js';
 import type { PodConfig } from '../proxy/pod-settings.js';
 import { SESSION_SNAPSHOT_VERSION } from '../yamux/index.js';
+import type { PodView } from './pod-view.js';
 import type { HandleRecord, PodRecord } from './state-file.js';
 
 /** Set in the successor's environment: it takes its pods from its parent instead of the state file. */
@@ -38,6 +39,13 @@ export interface PodMessage {
   fds: (number | null)[];
 }
 
+/** A pod that stays with the running host for now: its record (for the state file), how it looks, why it stays. */
+export interface RemainingPod {
+  record: PodRecord;
+  view: PodView;
+  reason: string;
+}
+
 /** From the running host to its successor. */
 export type ToSuccessor =
   | { t: 'offer'; formats: Formats; inherited: number }
@@ -46,8 +54,10 @@ export type ToSuccessor =
   | { t: 'late'; id: string }
   | { t: 'late-control' }
   | { t: 'control' }
-  /** `pending`: pods that stay with the running host for now (kept in the state file meanwhile). */
-  | { t: 'done'; moved: number; pending: PodRecord[] }
+  /** `remaining`: pods that stay with the running host for now (listed and kept in the state file meanwhile). */
+  | { t: 'done'; moved: number; remaining: RemainingPod[] }
+  /** After each later attempt: the pods the previous host still runs (an empty list: none). */
+  | { t: 'remaining'; pods: RemainingPod[] }
   | { t: 'main' };
 
 /** From the successor back. */
@@ -58,12 +68,6 @@ export type FromSuccessor =
   | { t: 'failed'; id: string; reason: string }
   | { t: 'serving' }
   | { t: 'ready' };
-
-/** What a host announces: its formats, or (KATA_PROXY_TEST_FAULT=offer-pod-version:N, tests only) a pod version it does not write. */
-export function offeredFormats(env: NodeJS.ProcessEnv = process.env): Formats {
-  const fault = /^offer-pod-version:(\d+)$/.exec(env.KATA_PROXY_TEST_FAULT ?? '');
-  return fault ? { ...FORMATS, pod: Number(fault[1]) } : FORMATS;
-}
 
 /** Why the successor cannot read what this host writes, or null when it can. */
 export function refusalOf(offered: Formats): string | null {

@@ -12,7 +12,8 @@ import { HostError } from './host-error.js';
 import { loadHeapTrim } from './heap-trim.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
 import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
-import { isSameProcess, processStartTime } from './process-identity.js';
+import { isSameProcess, processStartTime, whenExited } from './process-identity.js';
+import type { RemainingPod } from './handover-protocol.js';
 import type { HandleRecord, PodRecord, StateFile } from './state-file.js';
 
 /** The per-pod handle's connection (GET /pods/ID/attach): lines out, and a close to notice. */
@@ -85,8 +86,10 @@ export class Host {
   private readonly reclaimer: MemoryReclaimer;
   /** A reload is handing the pods to the next host: changes are refused meanwhile (503). */
   private reloading = false;
-  /** After a reload: pods the previous host still runs (they come later); kept in the state file. */
-  private readonly pending = new Map<string, PodRecord>();
+  /** After a reload: pods the previous host still runs (they come later); listed and kept in the state file. */
+  private remaining = new Map<string, RemainingPod>();
+  /** The previous host process, while it runs pods of `remaining`. */
+  private previousPid = 0;
   /** Handles named by a PUT here that have not attached yet: their start time is fresh. */
   private readonly justRegistered = new WeakSet<HandleRecord>();
 
@@ -186,20 +189,35 @@ export class Host {
     });
   }
 
-  /** The state file's record of pod `id`. */
-  record(id: string): PodRecord | null {
-    const e = this.entries.get(id);
-    return e ? this.recordOf(e) : null;
+  /**
+   * The pods previous host process `pid` still runs (all of them: others it had are gone or
+   * here): listed as 'moving' with the reason, and kept in the state file until they come.
+   */
+  setRemaining(pods: RemainingPod[], pid: number): void {
+    const before = [...this.remaining.keys()].join();
+    this.remaining = new Map(pods.filter((p) => !this.entries.has(p.record.id)).map((p) => [p.record.id, p]));
+    this.previousPid = pid;
+    if ([...this.remaining.keys()].join() !== before) void this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
   }
 
-  /** Pods the previous host keeps for now: the state file lists them until they come. */
-  setPending(records: PodRecord[]): void {
-    for (const r of records) if (!this.entries.has(r.id)) this.pending.set(r.id, r);
+  /** The previous host process went away with pods it had not handed over: they start again here, as after a crash. */
+  async previousGone(): Promise<void> {
+    const records = [...this.remaining.values()].map((p) => p.record);
+    if (records.length === 0) return;
+    this.log.error({ pods: records.map((r) => r.id), pid: this.previousPid }, 'reload: the previous process went away before handing these pods over; re-creating them');
+    // Its channel to us may close before its listen sockets do; listed as moving until then.
+    await whenExited(this.previousPid);
+    this.remaining = new Map();
+    await this.restore(records);
+  }
+
+  /** What the successor shows of the pods that stay here, and why each stays (`reasons`, by id). */
+  remainingPods(reasons: ReadonlyMap<string, string>): RemainingPod[] {
+    return [...this.entries.values()].map((e) => ({ record: this.recordOf(e), view: this.view(e), reason: reasons.get(e.id) ?? 'not handed over yet' }));
   }
 
   /** A pod the previous host handed over (see handOver): listed and watched as if created here. */
   adopt(item: Omit<HandoverItem, 'capture' | 'link'>, pod: Pod | null, link?: AttachLink): void {
-    if (this.pending.delete(item.id)) void this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
     const entry: Entry = {
       id: item.id,
       config: item.config,
@@ -208,6 +226,8 @@ export class Host {
       ...(item.handle ? { handle: item.handle } : {}),
     };
     this.entries.set(item.id, entry);
+    // A pod the previous host kept after the reload: the state file and the status count it as here now.
+    if (this.remaining.delete(item.id)) void this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
     if (pod) void pod.whenEnded().then((end) => this.podEnded(entry, end));
     if (link) {
       entry.link = link;
@@ -248,18 +268,35 @@ export class Host {
     return this.save();
   }
 
-  /** Pods listed, live or ended. */
+  /** Pods listed, live or ended (here, or still in the previous process after a reload). */
   get size(): number {
+    return this.entries.size + this.remaining.size;
+  }
+
+  /** Pods this process runs. */
+  get ownSize(): number {
     return this.entries.size;
   }
 
   list(): PodView[] {
-    return [...this.entries.values()].map((e) => this.view(e));
+    return [...[...this.entries.values()].map((e) => this.view(e)), ...[...this.remaining.values()].map((p) => this.movingView(p))];
   }
 
   get(id: string): PodDetailView | null {
     const e = this.entries.get(id);
-    return e ? { ...podDetailView(e.id, e.config, e.pod, e.end), ...this.handleView(e) } : null;
+    if (e) return { ...podDetailView(e.id, e.config, e.pod, e.end), ...this.handleView(e) };
+    const moving = this.remaining.get(id);
+    return moving ? { ...this.movingView(moving), session: null, streamDetail: [] } : null;
+  }
+
+  private movingView(p: RemainingPod): PodView {
+    return { ...p.view, state: 'moving', moving: { pid: this.previousPid, reason: p.reason } };
+  }
+
+  /** Refuses a change to a pod the previous host process still runs. */
+  private notMoving(id: string): void {
+    const p = this.remaining.get(id);
+    if (p) throw new HostError(409, 'pod-moving', `pod ${id} still runs in the previous host process (pid ${this.previousPid}): ${p.reason}`);
   }
 
   /** PUT /pods/ID: 201 created, 200 the same settings again, 409 other settings for a live pod. */
@@ -267,6 +304,7 @@ export class Host {
     const { status, entry } = await this.serially(id, async () => {
       if (this.closing) throw shuttingDown();
       if (this.reloading) throw reloading();
+      this.notMoving(id);
       const handle = options.handlePid !== undefined ? handleOf(options.handlePid) : undefined;
       if (handle) this.justRegistered.add(handle);
       const existing = this.entries.get(id);
@@ -322,6 +360,7 @@ export class Host {
   remove(id: string, cause = 'removed'): Promise<PodView> {
     return this.serially(id, async () => {
       const entry = this.entries.get(id);
+      if (!entry) this.notMoving(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
       if (this.reloading && cause !== 'handle gone') throw reloading();
       const end = (await entry.pod?.stop(cause)) ?? entry.end;
@@ -341,6 +380,7 @@ export class Host {
   attach(id: string, pid: number, link: AttachLink): Promise<void> {
     return this.serially(id, async () => {
       const entry = this.entries.get(id);
+      if (!entry) this.notMoving(id);
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
       if (this.reloading) throw reloading();
       if (entry.link) throw new HostError(409, 'handle-attached', `pod ${id} already has a handle attached`);
@@ -445,7 +485,7 @@ export class Host {
     this.options.onChange?.(this);
     const file = this.options.stateFile;
     if (!file) return Promise.resolve();
-    return file.save(() => [...[...this.entries.values()].map((e) => this.recordOf(e)), ...this.pending.values()]);
+    return file.save(() => [...[...this.entries.values()].map((e) => this.recordOf(e)), ...[...this.remaining.values()].map((p) => p.record)]);
   }
 
   private recordOf(e: Entry): PodRecord {

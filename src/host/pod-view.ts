@@ -3,10 +3,14 @@ import type { PodConfig } from '../proxy/pod-settings.js';
 import type { SessionStats, StreamStats } from '../yamux/index.js';
 
 /** A pod as GET /pods shows it. */
-export interface PodView extends PodSnapshot {
+export interface PodView extends Omit<PodSnapshot, 'state'> {
   id: string;
+  /** 'moving': the previous host process still runs it after a reload (see `moving`). */
+  state: PodSnapshot['state'] | 'moving';
   settings: PodConfig;
   handle?: { pid: number; attached: boolean };
+  /** The process that still runs the pod, why it has not moved yet, its counters as of then. */
+  moving?: { pid: number; reason: string };
 }
 
 /** GET /pods/ID: the same plus the session and one entry per live stream (the SIGUSR1 dump). */

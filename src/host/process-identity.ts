@@ -5,6 +5,11 @@ import { readFileSync } from 'node:fs';
  * there is no such process. With the pid it names one process even across pid reuse.
  */
 export function processStartTime(pid: number): string | null {
+  return statField(pid, 22);
+}
+
+/** Field `n` (from 1) of /proc/PID/stat, or null when there is no such process. */
+function statField(pid: number, n: number): string | null {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -13,7 +18,20 @@ export function processStartTime(pid: number): string | null {
   }
   // Field 2 (comm) is in parentheses and may hold spaces or ')': count from the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[22 - 3] ?? null;
+  return fields[n - 3] ?? null;
+}
+
+/**
+ * Resolves once process `pid` has let go of its descriptors (gone, or a zombie), or after
+ * `timeoutMs`: a process that dies closes its descriptors one after the other.
+ */
+export async function whenExited(pid: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = statField(pid, 3);
+    if (state === null || state === 'Z' || state === 'X' || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** The process recorded earlier still runs (same pid, same start time). */

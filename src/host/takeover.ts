@@ -24,7 +24,7 @@ export interface Takeover {
  * Runs the successor's half of the protocol until the old host is done handing pods over.
  * Rejects if the old host goes away before that (this process then exits: it is not main).
  */
-export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY_TEST_FAULT ?? ''): Promise<Takeover> {
+export function takeOver(host: Host, log: Logger): Promise<Takeover> {
   const send = (m: FromSuccessor): void => {
     process.send?.(m);
   };
@@ -32,7 +32,6 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
   let control: net.Server | null = null;
   let mainResolve: (() => void) | null = null;
   const main = new Promise<void>((r) => (mainResolve = r));
-  let pods = 0;
   /** Descriptors inherited at start (FIRST_INHERITED_FD on), and those a pod took. */
   let inherited = 0;
   const used = new Set<number>();
@@ -64,7 +63,6 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
           return;
         }
         case 'pod': {
-          if (fault === `exit-before-commit:${++pods}`) process.exit(1);
           const list = handles.get(m.pod.id) ?? [];
           handles.delete(m.pod.id);
           try {
@@ -104,7 +102,9 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
             if (!used.has(fd)) closeQuietly(fd);
           }
           if (!control) return reject(new Error('the control socket did not arrive'));
-          host.setPending(m.pending);
+          host.setRemaining(m.remaining, process.ppid);
+          // The old host exits once every pod moved; gone earlier, it leaves its pods to us.
+          process.once('disconnect', () => void host.previousGone());
           resolve({
             control,
             moved: m.moved,
@@ -118,6 +118,9 @@ export function takeOver(host: Host, log: Logger, fault = process.env.KATA_PROXY
               process.channel?.unref();
             },
           });
+          return;
+        case 'remaining':
+          host.setRemaining(m.pods, process.ppid);
           return;
         case 'main':
           mainResolve?.();

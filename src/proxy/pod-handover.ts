@@ -1,6 +1,9 @@
 // A pod moved to another process without its guest or clients noticing: every socket passes as a
 // descriptor, the rest as one JSON document (PodState). See src/host/handover.ts for the protocol.
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { isGatedSerial } from '../channel/serial-handover.js';
+import { reopenSerialChannel } from '../channel/serial.js';
 import { resumeReading, unreadBytes, whenFlushed } from '../channel/socket-handover.js';
 import { checkSnapshot, type GoAwayCode, type SessionSnapshot } from '../yamux/index.js';
 import type { ConsoleRelayState } from '../channel/console-relay.js';
@@ -9,12 +12,15 @@ import { Pod, type PodOptions, type PodParts } from './pod.js';
 /** Bumped on any change the previous reader would misread; readers refuse versions they do not know. */
 export const POD_STATE_VERSION = 1;
 
-/** Sockets are indexes into the handles that travel beside the state, in order. */
+/**
+ * Sockets are indexes into the handles that travel beside the state, in order. A tty channel
+ * has no handle (null): the next process opens the pod's device again.
+ */
 export interface PodState {
   version: typeof POD_STATE_VERSION;
   createdAt: number;
   server: number;
-  channel: { handle: number; unread: string };
+  channel: { handle: number | null; unread: string };
   session: SessionSnapshot;
   served: number;
   refused: number;
@@ -35,18 +41,21 @@ export class PodStateError extends Error {}
 /**
  * Stops the pod (reading at every handle, the session's writer and timers) and waits up to
  * `flushBoundMs` for what it wrote to reach the kernel; then takes its state. A pod that cannot
- * move now (not serving, a tty channel, a guest or client that does not read) is resumed and
- * the reason returned instead.
+ * move now (not serving, a guest or client that does not read) is resumed and the reason
+ * returned instead.
  */
 export async function capturePod(pod: Pod, flushBoundMs: number): Promise<PodCapture | { refused: string }> {
   const first = pod.suspend();
   if (!first) return { refused: 'the pod is not serving' };
-  if (!(first.proxy.channel instanceof net.Socket)) {
+  const channel = first.proxy.channel;
+  if (!(channel instanceof net.Socket) && !isGatedSerial(channel)) {
     pod.resume();
-    return { refused: 'a serial guest channel cannot be passed to another process' };
+    return { refused: 'this guest channel cannot be passed to another process' };
   }
-  const sockets = [first.proxy.channel, ...first.proxy.clients.map((c) => c.socket)];
-  if (!(await whenFlushed(sockets, flushBoundMs))) {
+  // A tty read that completed as reading stopped lands in the stream's buffer by the next turn.
+  if (!(channel instanceof net.Socket)) await new Promise((r) => setImmediate(r));
+  const streams: Duplex[] = [channel, ...first.proxy.clients.map((c) => c.socket)];
+  if (!(await whenFlushed(streams, flushBoundMs))) {
     pod.resume();
     return { refused: `the guest or a client did not read what was written to it within ${flushBoundMs} ms` };
   }
@@ -56,13 +65,13 @@ export async function capturePod(pod: Pod, flushBoundMs: number): Promise<PodCap
 function describe(parts: PodParts): PodCapture {
   const handles: Handle[] = [];
   const add = (h: Handle): number => handles.push(h) - 1;
-  const channel = parts.proxy.channel as net.Socket;
+  const channel = parts.proxy.channel;
   const consoleSocket = parts.console?.socket ?? null;
   const state: PodState = {
     version: POD_STATE_VERSION,
     createdAt: parts.createdAt,
     server: add(parts.server),
-    channel: { handle: add(channel), unread: unreadBytes(channel).toString('base64') },
+    channel: { handle: channel instanceof net.Socket ? add(channel) : null, unread: unreadBytes(channel).toString('base64') },
     session: parts.proxy.session,
     served: parts.proxy.served,
     refused: parts.proxy.refused,
@@ -120,7 +129,7 @@ export function adoptPod(options: PodOptions, value: unknown, handles: readonly 
     createdAt: state.createdAt,
     server: prepareServer(server),
     proxy: {
-      channel: prepareSocket(socket(state.channel.handle), state.channel.unread),
+      channel: state.channel.handle === null ? reopenedDevice(options, state.channel.unread) : prepareSocket(socket(state.channel.handle), state.channel.unread),
       session: state.session,
       served: state.served,
       refused: state.refused,
@@ -132,4 +141,13 @@ export function adoptPod(options: PodOptions, value: unknown, handles: readonly 
       : null,
   };
   return Pod.adopt(options, parts);
+}
+
+/** The pod's tty, opened again in this process, its unread bytes first. */
+function reopenedDevice(options: PodOptions, unread: string): Duplex {
+  const device = options.settings.muxDevice;
+  if (!device) throw new PodStateError('the pod state has no channel socket and the pod no device');
+  const port = reopenSerialChannel(device.path, device.baudRate);
+  if (unread) port.unshift(Buffer.from(unread, 'base64'));
+  return port;
 }

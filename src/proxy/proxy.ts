@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { resumeSerialReading, stopSerialReading } from '../channel/serial-handover.js';
 import { resumeReading, stopReading } from '../channel/socket-handover.js';
 import { GoAwayCode, GoAwayError, PEER_DRIVEN_MESSAGES, Session, type ReadPacer, type SessionOptions, type SessionSnapshot, type Stream, type YamuxLogger } from '../yamux/index.js';
 import { Bridge } from './bridge.js';
@@ -131,6 +132,7 @@ export class Proxy extends EventEmitter {
     for (const client of this.admission?.drain() ?? []) this.pending.add(client);
     this.heartbeat.stop();
     if (this.channel instanceof net.Socket) stopReading(this.channel);
+    else stopSerialReading(this.channel);
     this.session.suspend();
     for (const client of this.clients.keys()) stopReading(client);
     return this.parts();
@@ -164,6 +166,7 @@ export class Proxy extends EventEmitter {
     if (this.state !== 'serving' || !this.session) return;
     this.session.resume();
     if (this.channel instanceof net.Socket) resumeReading(this.channel);
+    else if (this.channel) resumeSerialReading(this.channel);
     for (const client of this.clients.keys()) resumeReading(client);
     this.heartbeat.start(this.session);
     for (const client of this.pending) this.serve(client);

@@ -1,7 +1,5 @@
 // A real pseudo-terminal pair from socat (raw, no echo) standing in for a serial guest channel.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { openSerialChannel } from '../../src/channel/serial.js';
@@ -10,28 +8,15 @@ import { connect, echoChecked } from '../helpers/clients.js';
 import { spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import type { TempDir } from '../helpers/tmp.js';
 import { perTest } from '../helpers/per-test.js';
+import { HAVE_SOCAT, ptyPair as pty } from '../helpers/pty.js';
 
-const HAVE_SOCAT = spawnSync('socat', ['-V']).status === 0;
 if (!HAVE_SOCAT) console.warn('[serial] socat not found (apt install socat): skipping tty tests');
 
 const fx = perTest('kps');
 const { cleanups } = fx;
 
-async function ptyPair(dir: TempDir = fx.tmp): Promise<{ a: string; b: string; socat: ChildProcess }> {
-  const a = dir.file('tty-a');
-  const b = dir.file('tty-b');
-  const socat = spawn('socat', [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: 'ignore' });
-  const exited = new Promise((r) => socat.once('close', r));
-  cleanups.push(async () => {
-    socat.kill();
-    await exited;
-  });
-  const deadline = Date.now() + 5000;
-  while (!(existsSync(a) && existsSync(b))) {
-    if (Date.now() > deadline) throw new Error('socat did not create the pty pair');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { a, b, socat };
+function ptyPair(dir: TempDir = fx.tmp) {
+  return pty(dir, cleanups);
 }
 
 /** Both ends of a pty pair opened as serial channels. */

@@ -1,8 +1,11 @@
-// A NOTIFY_SOCKET of our own: socat binds the datagram socket (Node cannot) and prints each
-// datagram on its own line, so a test sees what sd_notify sent and in which order.
+// A NOTIFY_SOCKET of our own: socat binds the datagram socket (Node cannot) and copies each
+// datagram to its stdout as it comes, one socat process for all of them, so that a test sees what
+// sd_notify sent and in which order (across processes too: the order the socket queued them).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+
+/** Where one message begins: after a newline (RELOADING=1 and its MONOTONIC_USEC=) or at a known key. */
+const MESSAGE_START = /\n|(?=(?:READY|STATUS|STOPPING|WATCHDOG|RELOADING|MAINPID|ERRNO)=)/;
 
 export class NotifyReceiver {
   readonly messages: string[] = [];
@@ -11,11 +14,12 @@ export class NotifyReceiver {
 
   /** `address` is a path, or `@name` for an abstract socket. */
   constructor(readonly address: string) {
-    const listen = address.startsWith('@') ? `ABSTRACT-RECVFROM:${address.slice(1)},fork` : `UNIX-RECVFROM:${address},fork`;
-    this.proc = spawn('socat', ['-u', listen, 'SYSTEM:cat; echo'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    createInterface({ input: this.proc.stdout! }).on('line', (line) => {
-      // Datagrams that arrive back to back can reach one forked socat child: split them again.
-      for (const m of line.split(/(?=(?:READY|STATUS|STOPPING|WATCHDOG|RELOADING|MAINPID|ERRNO)=)/)) if (m) this.messages.push(m);
+    const listen = address.startsWith('@') ? `ABSTRACT-RECV:${address.slice(1)}` : `UNIX-RECV:${address}`;
+    this.proc = spawn('socat', ['-u', listen, 'STDOUT'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.proc.stdout!.setEncoding('utf8');
+    // Datagrams have no end mark on stdout: a read may hold several; each is whole (a pipe write of a few bytes is atomic).
+    this.proc.stdout!.on('data', (text: string) => {
+      for (const m of text.split(MESSAGE_START)) if (m) this.messages.push(m);
       for (const w of this.waiters.splice(0)) w();
     });
   }

@@ -2,8 +2,11 @@
 // that check every byte of their exchange and notice any EOF, reset or EPIPE.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { BIN } from '../helpers/daemon.js';
 import { sourceBytes, sourceDigest } from '../helpers/data.js';
 import { control, eventually } from './helpers.js';
@@ -16,8 +19,10 @@ export class HostProcess {
   readonly firstExit: Promise<number | null>;
   pid: number;
 
-  constructor(readonly socket: string, argv: string[], env: NodeJS.ProcessEnv = {}) {
-    this.first = spawn(BIN, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  /** `program`: an installed program (installProgram) run by node, instead of the launcher. */
+  constructor(readonly socket: string, argv: string[], env: NodeJS.ProcessEnv = {}, program?: string) {
+    const [command, args] = program ? [process.execPath, [program, ...argv]] : [BIN, argv];
+    this.first = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
     this.pid = this.first.pid!;
     createInterface({ input: this.first.stderr! }).on('line', (l) => this.lines.push(l));
     // 'exit', not 'close': the successor inherits stderr and keeps the pipe open.
@@ -45,6 +50,27 @@ export class HostProcess {
       }
     }
   }
+}
+
+/**
+ * Installs a kata-proxy program at `path` (what a reload starts: the program now at the running
+ * host's path): the real build, after `preload`, JavaScript run first in that process (to break
+ * it at a chosen moment of the handover). Call again to install another version over it.
+ */
+export function installProgram(path: string, preload = ''): string {
+  mkdirSync(dirname(path), { recursive: true });
+  const main = pathToFileURL(join(dirname(BIN), '..', 'dist', 'bundle', 'kata-proxy.js')).href;
+  writeFileSync(path, `${preload}\nimport(${JSON.stringify(main)}).then((m) => m.main(process.argv.slice(2)));\n`);
+  return path;
+}
+
+/**
+ * A preload (installProgram) that runs `code` on each handover message `m` before the program
+ * sees it. It wraps process.emit rather than adding a listener: a listener present before the
+ * program's own would let Node deliver messages nobody else hears yet.
+ */
+export function onMessage(code: string): string {
+  return `const emit = process.emit; process.emit = function (event, m, ...rest) { if (event === 'message' && m) { ${code} } return emit.call(this, event, m, ...rest); };`;
 }
 
 /** Resolves once process `pid` no longer exists. */

@@ -10,7 +10,7 @@ import { perTest } from '../helpers/per-test.js';
 import { attachRaw, control, eventually, podBody } from './helpers.js';
 import { readdirSync } from 'node:fs';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
-import { download, gone, HostProcess, rpcLoop, upload, type Exchange } from './reload-helpers.js';
+import { download, gone, HostProcess, installProgram, onMessage, rpcLoop, upload, type Exchange } from './reload-helpers.js';
 
 const GO_PEER = await findGoPeer();
 const t = perTest('kpl');
@@ -18,9 +18,9 @@ const t = perTest('kpl');
 const PODS = Number(process.env.RELOAD_PODS ?? 20);
 const CONNECTIONS = 10; // per pod: 4 request/response loops, 3 downloads, 3 uploads
 
-async function startHost(env: NodeJS.ProcessEnv = {}): Promise<HostProcess> {
+async function startHost(env: NodeJS.ProcessEnv = {}, program?: string): Promise<HostProcess> {
   const socket = t.tmp.socket('host');
-  const host = new HostProcess(socket, ['host', '-control-socket', socket, '-state-file', t.tmp.file('pods.json'), '-log', 'info'], env);
+  const host = new HostProcess(socket, ['host', '-control-socket', socket, '-state-file', t.tmp.file('pods.json'), '-log', 'info'], env, program);
   t.cleanups.push(() => host.kill());
   await host.ready();
   return host;
@@ -56,6 +56,24 @@ function guestsUntouched(guests: GoPeer[]): void {
     expect(g.find('session')).toHaveLength(1);
     expect(g.find((e) => e.event === 'stream' && e.err !== '')).toEqual([]);
   }
+}
+
+/** Pod "c" with a console socket played by the test (as QEMU's console.sock): its connection, and how many were made. */
+async function consolePod(host: HostProcess, extra: Record<string, unknown> = {}): Promise<{ console_: net.Socket; connections: () => number }> {
+  const consolePath = t.tmp.socket('console');
+  const consoleServer = net.createServer();
+  consoleServer.listen(consolePath);
+  t.cleanups.push(() => new Promise((r) => consoleServer.close(r)));
+  let connections = 0;
+  consoleServer.on('connection', () => connections++);
+  const qemu = new Promise<net.Socket>((r) => consoleServer.once('connection', r));
+  const guest = await startGoPeer(GO_PEER!, ['serve', '-listen', t.tmp.socket('g-c')]);
+  t.cleanups.push(() => guest.stop());
+  const put = await control(host.socket, 'PUT', '/pods/c?wait=serving', podBody(t.tmp, 'c', { agentLogsSocket: consolePath, ...extra }));
+  expect(put.status).toBe(201);
+  const console_ = await qemu;
+  t.cleanups.push(() => console_.destroy());
+  return { console_, connections: () => connections };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -114,8 +132,11 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
   }, 120_000);
 
   it('a new version that cannot read the state refuses the reload before anything pauses; the host serves on', async () => {
-    const host = await startHost({ KATA_PROXY_TEST_FAULT: 'offer-pod-version:2' });
+    const program = installProgram(t.tmp.file('inst/kata-proxy'));
+    const host = await startHost({}, program);
     const guests = await startPods(host, 2);
+    // The version installed now reads the running host's offer as one of a pod state version it does not know.
+    installProgram(program, onMessage("if (m.t === 'offer') m.formats.pod += 1;"));
     const rounds = { n: 0, lastMs: [] as number[] };
     const loops = [0, 1].map((p) => rpcLoop(t.tmp.socket(`p-${p}`), `pod${p}`, rounds));
     await eventually(() => rounds.n > 10);
@@ -137,15 +158,24 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(host.first.exitCode).toBeNull();
   }, 60_000);
 
-  it('the new process dies before the first pod is committed: every pod carries on in the old one, nothing lost', async () => {
-    const host = await startHost({ KATA_PROXY_TEST_FAULT: 'exit-before-commit:1' });
+  const faults = [
+    { what: 'dies', preload: "if (m.t === 'pod') process.exit(1);", error: /the new process exited/ },
+    // Its event loop blocked for good: the running host gives up after its step timeout (15 s) and kills it.
+    { what: 'stalls', preload: "if (m.t === 'pod') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);", error: /did not answer \(took\/failed\) within 15000 ms/ },
+  ];
+  it.each(faults)('the new process $what before the first pod is committed: every pod carries on in the old one, nothing lost', async ({ what, preload, error }) => {
+    const program = installProgram(t.tmp.file('inst/kata-proxy'));
+    const host = await startHost({}, program);
     const guests = await startPods(host, 3);
+    // The version installed now fails as the first pod arrives (before it answers "took").
+    installProgram(program, onMessage(preload));
     const rounds = { n: 0, lastMs: [] as number[] };
     const { loops, bulk } = startTraffic(3, rounds);
     await eventually(() => rounds.n > 10);
     const answer = await host.reload();
     expect(answer.status).toBe(500);
     expect(answer.json.code).toBe('reload-failed');
+    expect(answer.json.error).toMatch(error);
     await Promise.all(bulk.map((b) => b.done));
     const at = rounds.n;
     await eventually(() => rounds.n > at + 10);
@@ -153,12 +183,16 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     await Promise.all(loops.map((l) => l.done));
     expect([...loops, ...bulk].flatMap((e) => e.problems)).toEqual([]);
     guestsUntouched(guests);
+    expect((await control(host.socket, 'GET', '/pods')).json.pods.map((p: { state: string }) => p.state)).toEqual(['serving', 'serving', 'serving']);
     // A second attempt is not refused as "running".
-    expect((await host.reload()).status).toBe(500);
+    if (what === 'dies') expect((await host.reload()).status).toBe(500);
   }, 60_000);
 
   it('a client that does not read: its pod stays with the old process until it can move; others move at once', async () => {
-    const host = await startHost();
+    const receiver = new NotifyReceiver(t.tmp.socket('notify'));
+    t.cleanups.push(() => receiver.close());
+    await receiver.ready();
+    const host = await startHost({ NOTIFY_SOCKET: receiver.address });
     const guests = await startPods(host, 2);
     const first = host.pid;
     // Pod 1's client asks for 20 MB and reads nothing: the proxy's writes to it cannot flush.
@@ -178,9 +212,22 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(answer.status).toBe(200);
     expect(answer.json.moved).toBe(1);
     expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['1']);
-    // The new host's state file keeps pod 1 meanwhile (a crash now would re-create it).
+    // The new host's state file keeps pod 1 meanwhile (a crash now would re-create it), and it
+    // lists it as moving: where it runs and why; changes to it are refused until it comes.
     const ids = () => (JSON.parse(readFileSync(t.tmp.file('pods.json'), 'utf8')).pods as { id: string }[]).map((p) => p.id).sort();
     expect(ids()).toEqual(['0', '1']);
+    const listed = (await control(host.socket, 'GET', '/pods')).json.pods as { id: string; state: string; moving?: { pid: number; reason: string } }[];
+    expect(listed.map((p) => [p.id, p.state])).toEqual([['0', 'serving'], ['1', 'moving']]);
+    expect(listed[1]!.moving).toEqual({ pid: first, reason: expect.stringMatching(/did not read/) });
+    expect((await control(host.socket, 'GET', '/pods/1')).json.moving.pid).toBe(first);
+    const rm = await control(host.socket, 'DELETE', '/pods/1');
+    expect([rm.status, rm.json.code]).toEqual([409, 'pod-moving']);
+    // Both processes accept on the control socket meanwhile: a burst of requests is answered whole
+    // (the old process passes its connections on unread).
+    const burst = await Promise.all(Array.from({ length: 50 }, () => control(host.socket, 'GET', '/pods')));
+    expect(burst.map((r) => `${r.status} ${r.json.pods.length}`)).toEqual(Array.from({ length: 50 }, () => '200 2'));
+    const ls = spawnSync(BIN, ['pod', 'ls', '-control-socket', host.socket], { encoding: 'utf8' });
+    expect(ls.stdout).toMatch(new RegExp(`^1 +moving .*still in pid ${first}: .*did not read`, 'm'));
     // The old process lives on for pod 1; once its client reads, pod 1 moves and it exits 0.
     const hash = await new Promise<number>((resolve) => {
       let n = 0;
@@ -191,7 +238,33 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     expect(hash).toBe(20_000_000);
     expect(await host.firstExit).toBe(0);
     expect(host.pid).not.toBe(first);
+    // The service's status said so meanwhile, and says all is here once it is.
+    expect(receiver.messages).toContain('STATUS=2 pods, 1 still in the previous process');
+    await receiver.waitFor((m) => m === 'STATUS=2 pods' && receiver.messages.lastIndexOf(m) > receiver.messages.indexOf('STATUS=2 pods, 1 still in the previous process'));
     guestsUntouched(guests);
+  }, 60_000);
+
+  it('the previous process dies while it still runs a pod: the new host re-creates that pod, as after a crash', async () => {
+    const host = await startHost();
+    const guests = await startPods(host, 2);
+    guests[0]!.proc.kill('SIGSTOP');
+    t.cleanups.push(() => guests[0]!.proc.kill('SIGCONT'));
+    [0, 1, 2, 3].map((c) => upload(t.tmp.socket('p-0'), `up${c}`, 1_000_000, 700 + c, 0));
+    await sleep(500);
+    const answer = await host.reload();
+    expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['0']);
+    host.first.kill('SIGKILL');
+    guests[0]!.proc.kill('SIGCONT');
+    // Its connections are lost, as in a crash (the uploads are cut); the pod itself comes back.
+    let seen = '';
+    await eventually(async () => {
+      const pods = (await control(host.socket, 'GET', '/pods')).json.pods as { id: string; state: string }[];
+      seen = pods.map((p) => `${p.id}:${p.state}`).sort().join();
+      return seen === '0:serving,1:serving';
+    }, 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}: pods ${seen}\n${host.lines.slice(-15).join('\n')}`);
+    });
+    expect(host.lines.some((l) => l.includes('re-creating them') && l.includes(`pid=${host.first.pid}`))).toBe(true);
   }, 60_000);
 
   it('a guest that does not read (its VM paused): its pod stays until the guest reads again, nothing lost', async () => {
@@ -215,19 +288,7 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
 
   it("the console relay's connection and its partial line move too: a line cut by the reload is logged once, whole", async () => {
     const host = await startHost();
-    const consolePath = t.tmp.socket('console');
-    const consoleServer = net.createServer();
-    consoleServer.listen(consolePath);
-    t.cleanups.push(() => new Promise((r) => consoleServer.close(r)));
-    let connections = 0;
-    consoleServer.on('connection', () => connections++);
-    const qemu = new Promise<net.Socket>((r) => consoleServer.once('connection', r));
-    const guest = await startGoPeer(GO_PEER!, ['serve', '-listen', t.tmp.socket('g-c')]);
-    t.cleanups.push(() => guest.stop());
-    const put = await control(host.socket, 'PUT', '/pods/c?wait=serving', podBody(t.tmp, 'c', { agentLogsSocket: consolePath }));
-    expect(put.status).toBe(201);
-    const console_ = await qemu;
-    t.cleanups.push(() => console_.destroy());
+    const { console_, connections } = await consolePod(host);
     console_.write('first line\nsecond li');
     await eventually(() => host.lines.some((l) => l.includes('msg="first line"')));
     expect((await host.reload()).status).toBe(200);
@@ -236,7 +297,25 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     await eventually(() => host.lines.some((l) => l.includes('msg="third line"')));
     const relayed = host.lines.filter((l) => l.includes('source=agent')).map((l) => /msg="([^"]*)"/.exec(l)?.[1]);
     expect(relayed).toEqual(['first line', 'second line, finished', 'third line']);
-    expect(connections).toBe(1); // the new host did not reconnect: the connection moved
+    expect(connections()).toBe(1); // the new host did not reconnect: the connection moved
+  }, 60_000);
+
+  it("the console's rate limit and the last line of a shed burst move too: that line is relayed once, by the new process", async () => {
+    const host = await startHost();
+    // One line per 4 s: the first line spends the token, the next ones are passed over.
+    const { console_ } = await consolePod(host, { agentLogRate: 0.25 });
+    console_.write('first line\n');
+    await eventually(() => host.lines.some((l) => l.includes('msg="first line"')));
+    console_.write('shed 1\nshed 2\nlast of the burst\n');
+    await sleep(100);
+    const old = host.pid;
+    expect((await host.reload()).status).toBe(200);
+    expect(host.lines.some((l) => l.includes('last of the burst'))).toBe(false);
+    await eventually(() => host.lines.some((l) => l.includes('msg="last of the burst"')), 15_000);
+    const relayed = host.lines.filter((l) => l.includes('source=agent')).map((l) => [/msg="([^"]*)"/.exec(l)?.[1], /pid=(\d+)/.exec(l)?.[1]]);
+    expect(relayed).toEqual([['first line', String(old)], ['last of the burst', String(host.pid)]]);
+    // The lines passed over are counted by the new process (the limiter's count moved with it).
+    await eventually(() => host.lines.some((l) => l.includes('agent log lines dropped by the rate limit') && l.includes('dropped=2')), 15_000);
   }, 60_000);
 
   it('systemd: RELOADING=1 and MAINPID= from the old process, READY=1, STATUS and the watchdog from the new one', async () => {
