@@ -26,14 +26,20 @@ async function proxyToSimGuest(name: string) {
   return { paths, stats, oneStream: () => proxy.diagnostics().streams.length === 1 };
 }
 
-/** Waits until `count()` stops changing (a stalled transfer). */
+/**
+ * Waits until `count()` stops changing (a stalled transfer): unchanged for 100 ms, as a loaded
+ * machine can hold a moving transfer still for a poll or two.
+ */
 async function settled(count: () => number): Promise<void> {
   let last = -1;
+  let since = Date.now();
   await until(() => {
     const now = count();
-    const still = now === last;
-    last = now;
-    return still;
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+    return Date.now() - since >= 100;
   }, 10_000);
 }
 
@@ -46,6 +52,7 @@ describe('proxy data path (direct mode) keeps back-pressure', () => {
     idle.write(`source ${n} 7\n`); // and read nothing for now
     await until(() => oneStream() && stats().bytesIn > 0);
     // Stalled: nothing more arrives once the kernel's buffers and one window are full.
+    await until(() => stats().bufferedIn > 0, 10_000);
     await settled(() => stats().bytesIn);
     const st = stats();
     expect(st.bytesIn).toBeLessThan(n);
