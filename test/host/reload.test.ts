@@ -1,14 +1,13 @@
-// Live reload of host mode (issue 18): every pod, its guest's yamux session, its client
+// Live reload of host mode: every pod, its guest's yamux session, its client
 // connections and its handle's link move to the new process; nobody notices.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/daemon.js';
 import { findGoPeer, startGoPeer, type GoPeer } from '../helpers/go-peer.js';
 import { perTest } from '../helpers/per-test.js';
 import { attachRaw, control, eventually, podBody } from './helpers.js';
-import { readdirSync } from 'node:fs';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 import { download, gone, HostProcess, installProgram, onMessage, rpcLoop, upload, type Exchange } from './reload-helpers.js';
 
@@ -47,6 +46,20 @@ function startTraffic(pods: number, rounds: { n: number; lastMs: number[] }, siz
     for (let c = 0; c < 3; c++) bulk.push(upload(path, `pod${p}-up${c}`, size, 500 + p * 10 + c));
   }
   return { loops, bulk };
+}
+
+/**
+ * Pod 0's guest stops reading (SIGSTOP, as a paused VM) with uploads filling its channel; the
+ * reload then leaves pod 0 in the previous process.
+ */
+async function reloadPastPausedGuest(host: HostProcess, guests: GoPeer[]): Promise<{ answer: Awaited<ReturnType<HostProcess['reload']>>; ups: Exchange[] }> {
+  guests[0]!.proc.kill('SIGSTOP');
+  t.cleanups.push(() => guests[0]!.proc.kill('SIGCONT'));
+  const ups = [0, 1, 2, 3].map((c) => upload(t.tmp.socket('p-0'), `up${c}`, 1_000_000, 700 + c, 0));
+  await sleep(500);
+  const answer = await host.reload();
+  expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['0']);
+  return { answer, ups };
 }
 
 function guestsUntouched(guests: GoPeer[]): void {
@@ -247,12 +260,7 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
   it('the previous process dies while it still runs a pod: the new host re-creates that pod, as after a crash', async () => {
     const host = await startHost();
     const guests = await startPods(host, 2);
-    guests[0]!.proc.kill('SIGSTOP');
-    t.cleanups.push(() => guests[0]!.proc.kill('SIGCONT'));
-    [0, 1, 2, 3].map((c) => upload(t.tmp.socket('p-0'), `up${c}`, 1_000_000, 700 + c, 0));
-    await sleep(500);
-    const answer = await host.reload();
-    expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['0']);
+    await reloadPastPausedGuest(host, guests);
     host.first.kill('SIGKILL');
     guests[0]!.proc.kill('SIGCONT');
     // Its connections are lost, as in a crash (the uploads are cut); the pod itself comes back.
@@ -270,14 +278,8 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
   it('a guest that does not read (its VM paused): its pod stays until the guest reads again, nothing lost', async () => {
     const host = await startHost();
     const guests = await startPods(host, 2);
-    // Uploads to pod 0 fill the guest channel while the guest is stopped (SIGSTOP, as a paused VM).
-    guests[0]!.proc.kill('SIGSTOP');
-    t.cleanups.push(() => guests[0]!.proc.kill('SIGCONT'));
-    const ups = [0, 1, 2, 3].map((c) => upload(t.tmp.socket('p-0'), `up${c}`, 1_000_000, 700 + c, 0));
-    await sleep(500);
-    const answer = await host.reload();
+    const { answer, ups } = await reloadPastPausedGuest(host, guests);
     expect(answer.status).toBe(200);
-    expect(answer.json.stayed.map((s: { id: string }) => s.id)).toEqual(['0']);
     expect(answer.json.stayed[0].reason).toMatch(/did not read/);
     guests[0]!.proc.kill('SIGCONT');
     await Promise.all(ups.map((u) => u.done));
