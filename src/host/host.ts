@@ -416,7 +416,7 @@ export class Host {
   private newReclaimer(): MemoryReclaimer {
     const heap = loadHeapTrim();
     if (!heap.trim) this.log.info({ reason: heap.reason }, 'the host collects the memory of ended pods but cannot trim its C heap');
-    const mib = (n: number) => Math.round(n / 10485.76) / 100;
+    const mib = (n: number) => Math.round((n / 1048576) * 100) / 100;
     return new MemoryReclaimer({
       trim: heap.trim,
       onReclaimed: (r) => this.log.debug({ rssBeforeMiB: mib(r.rssBefore), rssAfterMiB: mib(r.rssAfter), trimMs: Math.round(r.trimMs * 10) / 10 }, 'memory of ended pods given back'),

@@ -68,8 +68,7 @@ export class ConnectionAdmission {
     this.timer = null;
     let served = 0;
     while (served < this.queue.length && this.bucket.allow()) served++;
-    const now = this.queue.slice(0, served);
-    this.queue = this.queue.slice(served);
+    const now = this.queue.splice(0, served);
     if (this.queue.length > 0) this.arm();
     for (const client of now) {
       if (!client.destroyed) this.admit(client);

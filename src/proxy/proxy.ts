@@ -79,7 +79,7 @@ export class Proxy extends EventEmitter {
     this.yamuxLog = options.logger.child({ component: 'yamux' });
     this.heartbeat = new Heartbeat(options.heartbeatMs ?? 1000, this.log);
     this.admission = options.connectionRate
-      ? new ConnectionAdmission(options.connectionRate, (client) => this.admitted(client), (client) => this.refuse(client, 'client refused: too many clients waiting for the pod\'s connection rate'))
+      ? new ConnectionAdmission(options.connectionRate, (client) => this.dispatch(client, true), (client) => this.refuse(client, 'client refused: too many clients waiting for the pod\'s connection rate'))
       : null;
     options.server.on('connection', this.onConnection);
     options.server.on('error', (err) => this.finish({ reason: 'failed', error: err }));
@@ -289,21 +289,16 @@ export class Proxy extends EventEmitter {
     else this.yamuxLog[level](fields ?? {}, msg);
   };
 
-  private readonly onConnection = (client: net.Socket): void => {
+  private readonly onConnection = (client: net.Socket): void => this.dispatch(client, false);
+
+  /** A new client, or one whose turn under the connection rate came (`admitted`): things may have changed while it waited. */
+  private dispatch(client: net.Socket, admitted: boolean): void {
     if (this.suspended && this.state === 'serving') this.pending.add(client);
     else if (this.state === 'serving' && this.guestGoAway !== null) this.refuse(client, 'client refused: guest sent GoAway');
     else if (this.state === 'serving') {
-      if (this.admission) this.admission.offer(client);
+      if (this.admission && !admitted) this.admission.offer(client);
       else this.serve(client);
     } else if (this.state === 'connecting' || this.state === 'new') this.pending.add(client);
-    else client.destroy();
-  };
-
-  /** A client's turn under the connection rate came: things may have changed while it waited. */
-  private admitted(client: net.Socket): void {
-    if (this.suspended && this.state === 'serving') this.pending.add(client);
-    else if (this.state === 'serving' && this.guestGoAway === null) this.serve(client);
-    else if (this.state === 'serving') this.refuse(client, 'client refused: guest sent GoAway');
     else client.destroy();
   }
 
