@@ -66,7 +66,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
   host.setReloading(true);
   notifier.reloading();
   const successor = Successor.spawn(log, host.sockets());
-  log.info({ pid: successor.pid, program: successor.program }, 'reload: the new version is starting');
+  log.info({ successorPid: successor.pid, program: successor.program }, 'reload: the new version is starting');
   const moved: PodRecord[] = [];
   try {
     successor.send({ t: 'offer', formats: FORMATS, inherited: successor.inheritedCount });
@@ -124,7 +124,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
       podsMs: podsDone - accepted,
       pausedMs: spread(paused),
     };
-    log.info({ pid: report.pid, moved: report.moved, stayed: report.stayed.length, ms: report.ms }, 'reload: the new version serves');
+    log.info({ successorPid: report.pid, moved: report.moved, stayed: report.stayed.length, ms: report.ms }, 'reload: the new version serves');
     return { report, successor };
   } catch (err) {
     const why = (err as Error).message;

@@ -105,7 +105,7 @@ export class Host {
     const starting: Promise<unknown>[] = [];
     for (const r of records) {
       if (r.handle && !isSameProcess(r.handle.pid, r.handle.startTime)) {
-        this.log.info({ sandbox: r.id, pid: r.handle.pid }, 'the handle of this pod is gone; not re-creating it');
+        this.log.info({ sandbox: r.id, handlePid: r.handle.pid }, 'the handle of this pod is gone; not re-creating it');
         starting.push(removeStaleSocket(r.settings.listenSocket).catch(() => {}));
         continue;
       }
@@ -204,7 +204,7 @@ export class Host {
   async previousGone(): Promise<void> {
     const records = [...this.remaining.values()].map((p) => p.record);
     if (records.length === 0) return;
-    this.log.error({ pods: records.map((r) => r.id), pid: this.previousPid }, 'reload: the previous process went away before handing these pods over; re-creating them');
+    this.log.error({ pods: records.map((r) => r.id), previousPid: this.previousPid }, 'reload: the previous process went away before handing these pods over; re-creating them');
     // Its channel to us may close before its listen sockets do; listed as moving until then.
     await whenExited(this.previousPid);
     this.remaining = new Map();
@@ -462,7 +462,7 @@ export class Host {
   private dropGoneHandles(): void {
     for (const e of this.entries.values()) {
       if (e.handle && !e.link && !isSameProcess(e.handle.pid, e.handle.startTime)) {
-        this.log.info({ sandbox: e.id, pid: e.handle.pid }, 'the handle of this pod is gone; removing the pod');
+        this.log.info({ sandbox: e.id, handlePid: e.handle.pid }, 'the handle of this pod is gone; removing the pod');
         e.handle = undefined;
         this.remove(e.id, 'handle gone').catch(() => {});
       }

@@ -272,7 +272,7 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     }, 20_000).catch((err: Error) => {
       throw new Error(`${err.message}: pods ${seen}\n${host.lines.slice(-15).join('\n')}`);
     });
-    expect(host.lines.some((l) => l.includes('re-creating them') && l.includes(`pid=${host.first.pid}`))).toBe(true);
+    expect(host.lines.some((l) => l.includes('re-creating them') && l.includes(`previousPid=${host.first.pid}`))).toBe(true);
   }, 60_000);
 
   it('a guest that does not read (its VM paused): its pod stays until the guest reads again, nothing lost', async () => {
