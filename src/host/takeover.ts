@@ -104,7 +104,13 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
           if (!control) return reject(new Error('the control socket did not arrive'));
           host.setRemaining(m.remaining, process.ppid);
           // The old host exits once every pod moved; gone earlier, it leaves its pods to us.
-          process.once('disconnect', () => void host.previousGone());
+          process.once('disconnect', () => {
+            // Sockets of a pod whose own message never came (its sender died between the two):
+            // held here, they would keep its listen socket busy for the pod re-created below.
+            for (const list of handles.values()) for (const h of list) closeHandle(h);
+            handles.clear();
+            void host.previousGone();
+          });
           resolve({
             control,
             moved: m.moved,
@@ -134,6 +140,11 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
 function fromInherited(fd: number, server: boolean): Handle {
   if (server) return net.createServer(LISTENER_OPTIONS).listen({ fd });
   return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+}
+
+function closeHandle(h: Handle | undefined): void {
+  if (h instanceof net.Server) h.close();
+  else h?.destroy();
 }
 
 function closeQuietly(fd: number): void {
