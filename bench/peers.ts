@@ -187,7 +187,7 @@ export function launcherEntry(launcher = LAUNCHER): 'snapshot' | 'dist/bundle' |
       return -1;
     }
   };
-  return mtime('../dist/bundle/kata-proxy.js') >= mtime('../dist/src/cli/main.js') ? 'dist/bundle' : 'dist/src';
+  return mtime('../dist/bundle/kata-proxy.cjs') >= mtime('../dist/src/cli/main.js') ? 'dist/bundle' : 'dist/src';
 }
 
 /** How bin/kata-proxy starts node, for the report. */

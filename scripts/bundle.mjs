@@ -1,27 +1,20 @@
-// Bundles the compiled daemon (dist/src, written by tsc) into dist/bundle/kata-proxy.js for
+// Bundles the compiled daemon (dist/src, written by tsc) into dist/bundle/kata-proxy.cjs for
 // bin/kata-proxy: one file instead of ~40 of ours and ~35 of pino's and commander's, which saves
 // a pod's proxy ~18 % of its start-up CPU (module resolution and loading; see BENCHMARKS.md,
 // "Pod start"). What is imported lazily stays in chunks of its own; native modules stay outside.
+// CommonJS, started by dist/bundle/run.cjs: no ES module loader at start, and a built-in module
+// is required as it is, where importing it from an ES module makes Node evaluate all of its
+// exports (node:fs then loads its promises API, and with it readline).
 // Without rolldown (vite's bundler, installed with vitest) nothing is bundled and bin/kata-proxy
 // loads dist/src as before.
-import { readFileSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { asciiOnly, leanDependencies, staticGraph } from './lean-bundle.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'dist', 'bundle');
 const NATIVE = ['serialport', 'sd-notify', 'modern-syslog'];
-
-/** Our modules the entry imports statically (import() excluded): they load at every start. */
-function staticGraph(entry, seen = new Set()) {
-  if (seen.has(entry)) return seen;
-  seen.add(entry);
-  const source = readFileSync(entry, 'utf8');
-  for (const m of source.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+'(\.[^']+)'|^\s*import\s+'(\.[^']+)'/gm)) {
-    staticGraph(resolve(dirname(entry), m[1] ?? m[2]), seen);
-  }
-  return seen;
-}
 
 let build;
 try {
@@ -36,14 +29,29 @@ const startPath = staticGraph(entry);
 await build({
   input: entry,
   platform: 'node',
+  plugins: [leanDependencies],
   external: (id) => id.startsWith('node:') || NATIVE.some((n) => id === n || id.startsWith(`${n}/`) || id.startsWith('@serialport/')),
   logLevel: 'warn',
   output: {
     dir: outDir,
-    format: 'esm',
-    entryFileNames: 'kata-proxy.js',
-    chunkFileNames: '[name].js',
+    format: 'cjs',
+    entryFileNames: 'kata-proxy.cjs',
+    chunkFileNames: '[name].cjs',
     // One chunk for the start-up path (with pino and commander); what loads later keeps its own.
     codeSplitting: { groups: [{ name: 'start', test: (id) => startPath.has(id) || id.includes('/node_modules/') }] },
   },
 });
+for (const file of readdirSync(outDir)) {
+  const path = join(outDir, file);
+  const code = readFileSync(path, 'utf8');
+  const ascii = asciiOnly(code);
+  if (ascii !== code) writeFileSync(path, ascii);
+}
+// What bin/kata-proxy runs: the compile cache (Node 22.1 on) must be on before the bundle is read.
+writeFileSync(
+  join(outDir, 'run.cjs'),
+  `'use strict';\n` +
+    `// bin/kata-proxy's entry (scripts/bundle.mjs). V8's compiled code is cached beside the build, not in a shared /tmp: this runs as root.\n` +
+    `require('node:module').enableCompileCache?.(require('node:path').join(__dirname, '..', '.compile-cache'));\n` +
+    `require('./kata-proxy.cjs').main(process.argv.slice(2));\n`,
+);

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { asciiOnly, lazyBuiltins, leanDependencies, staticGraph } from './lean-bundle.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'dist', 'snapshot');
@@ -46,21 +47,24 @@ mkdirSync(outDir, { recursive: true });
 // One CommonJS file: a snapshot is built from a single script that can require only built-ins.
 // What the daemon imports lazily stays lazy (rolldown wraps it); native add-ons and node:http are
 // loaded at run time by the code that needs them, never while the snapshot is built.
+const input = join(root, 'dist', 'src', 'cli', 'main.js');
 const bundled = await build({
-  input: join(root, 'dist', 'src', 'cli', 'main.js'),
+  input,
   platform: 'node',
+  plugins: [leanDependencies],
   external: (id) => id.startsWith('node:') || NATIVE.some((n) => id === n || id.startsWith(`${n}/`) || id.startsWith('@serialport/')),
   logLevel: 'warn',
   write: false,
   output: { format: 'cjs', codeSplitting: false },
 });
-const code = bundled.output[0].code;
+const { code } = lazyBuiltins(asciiOnly(bundled.output[0].code), staticGraph(input));
 writeFileSync(
   entry,
   `'use strict';\nconst kataProxy = {};\n(function (exports) {\n${code}\n})(kataProxy);\n` +
-    // The command-line program is built into the snapshot. The runtime's argv follows "--" (so
+    // The command-line program is built into the snapshot, and the start's first steps compiled in
+    // it (src/cli/start-warm-up.ts). The runtime's argv follows "--" (so
     // node takes none of it for its own): process.argv[1] on.
-    `kataProxy.prepareCommandLine();\n` +
+    `kataProxy.prepareStart();\n` +
     `require('node:v8').startupSnapshot.setDeserializeMainFunction(() => kataProxy.main(process.argv.slice(1)));\n`,
 );
 const node = realpathSync(process.execPath);

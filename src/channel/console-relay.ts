@@ -1,4 +1,4 @@
-import { chmod, stat } from 'node:fs/promises';
+import { chmod as chmodCallback, stat as statCallback, type Stats } from 'node:fs';
 import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -8,6 +8,10 @@ import { LineSplitter } from './line-splitter.js';
 import { resumeReading, stopReading } from './socket-handover.js';
 import { RateLimiter } from './rate-limiter.js';
 import { connectWithRetry } from './unix-socket.js';
+
+// Not node:fs/promises: imported, it loads a dozen more of Node's modules (readline among them) at every pod start.
+const stat = (path: string) => new Promise<Stats>((resolve, reject) => statCallback(path, (err, s) => (err ? reject(err) : resolve(s))));
+const chmod = (path: string, mode: number) => new Promise<void>((resolve, reject) => chmodCallback(path, mode, (err) => (err ? reject(err) : resolve())));
 
 export const READ_BYTES = 16 * 1024;
 

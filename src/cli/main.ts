@@ -4,7 +4,7 @@ import { createLoggers } from '../log/logger.js';
 import type { LogWriter } from '../log/log-writer.js';
 import { parseCommandLine, type DaemonOptions } from './command-line.js';
 
-export { prepareCommandLine } from './command-line.js';
+export { prepareStart } from './start-warm-up.js';
 import { ExitStatus } from './exit-status.js';
 import { runDaemon, type DaemonSettings } from './run-daemon.js';
 import { packageVersion } from './version.js';

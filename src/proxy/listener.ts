@@ -1,7 +1,9 @@
-import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { chmodSync, lstatSync, mkdirSync, unlink as unlinkCallback } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+
+// Not node:fs/promises: imported, it loads a dozen more of Node's modules (readline among them) at every pod start.
+const unlink = (path: string) => new Promise<void>((resolve, reject) => unlinkCallback(path, (err) => (err ? reject(err) : resolve())));
 
 /** Server options every listener of the proxy uses (also for a socket inherited from systemd). */
 export const LISTENER_OPTIONS: net.ServerOpts = {

@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, statSy
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isLive } from '../../src/proxy/listener.js';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv } from '../helpers/daemon.js';
@@ -17,6 +18,11 @@ import { createTempDir } from '../helpers/tmp.js';
 const SNAPSHOT = join(REPO_ROOT, 'dist', 'snapshot');
 const HAS_SNAPSHOT = existsSync(join(SNAPSHOT, 'kata-proxy.blob'));
 const HTTP_MODULES = /^NativeModule (http|https|_http_\w+|tls|_tls_\w+|http2|internal\/deps\/undici\/\S*)$/m;
+// What the start path must not load either (scripts/lean-bundle.mjs, scripts/bundle.mjs): pino's
+// transports (worker_threads, assert), what only host mode and the demo use, and fs/promises (with
+// readline) as an ES module import of node:fs would. (child_process is Node's own: listen() loads
+// the cluster module, and it loads child_process.)
+const UNUSED_MODULES = /^NativeModule (worker_threads|assert|crypto|internal\/fs\/promises|internal\/readline\/interface)$/m;
 
 describe('the daemon start path', () => {
   const dir = createTempDir('kpsp');
@@ -49,7 +55,9 @@ describe('the daemon start path', () => {
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
-      for (let i = 0; !existsSync(listen); i++) {
+      // As the runtime does: connect until the socket accepts (it exists from bind(), a moment
+      // before listen()).
+      for (let i = 0; !existsSync(listen) || !(await isLive(listen)); i++) {
         if (proc.exitCode !== null || i > 1000) throw new Error(`the daemon did not start: ${stderr}`);
         await sleep(10);
       }
@@ -70,6 +78,7 @@ describe('the daemon start path', () => {
     expect(cmdline).toContain('--snapshot-blob');
     expect(modules).toMatch(/^NativeModule net$/m);
     expect(modules).not.toMatch(HTTP_MODULES);
+    expect(modules).not.toMatch(UNUSED_MODULES);
   });
 
   it('from the bundle (`node bin/kata-proxy`) it loads no node:http either; with -control-socket it does', async () => {
@@ -119,6 +128,11 @@ describe('the daemon start path', () => {
       const other = await startOnce([launcher], [], { PATH: `${bin}:${process.env.PATH}` });
       expect(other.cmdline).not.toContain('--snapshot-blob');
       expect(other.cmdline[0]).toBe(node);
+      // The CommonJS bundle, started directly: no ES module loader, nothing loaded it does not use.
+      expect(other.cmdline).toContain(join(pkg.path, 'dist', 'bundle', 'run.cjs'));
+      expect(other.modules).toMatch(/^NativeModule net$/m);
+      expect(other.modules).not.toMatch(UNUSED_MODULES);
+      expect(other.modules).not.toMatch(HTTP_MODULES);
     });
 
     it('a package moved since the snapshot was built: the bundle serves', async () => {

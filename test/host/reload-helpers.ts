@@ -59,7 +59,7 @@ export class HostProcess {
  */
 export function installProgram(path: string, preload = ''): string {
   mkdirSync(dirname(path), { recursive: true });
-  const main = pathToFileURL(join(dirname(BIN), '..', 'dist', 'bundle', 'kata-proxy.js')).href;
+  const main = pathToFileURL(join(dirname(BIN), '..', 'dist', 'bundle', 'kata-proxy.cjs')).href;
   writeFileSync(path, `${preload}\nimport(${JSON.stringify(main)}).then((m) => m.main(process.argv.slice(2)));\n`);
   return path;
 }

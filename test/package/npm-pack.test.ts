@@ -12,7 +12,7 @@ import { expectDemo, expectHostWithHosted, expectSuccess, expectVersion, run, VE
 const SCRIPTS = 'kata-proxy,sd-notify,modern-syslog,@serialport/bindings-cpp';
 const UNITS = ['kata-proxy@.service', 'kata-proxy@.socket', 'kata-proxy-host.service', 'kata-proxy-host.socket', 'kata-proxy-pod@.service'];
 /** Everything the tarball may hold: the program, what builds the handle, the units, the docs. */
-const SHIPPED = /^(README\.md|LICENSE|package\.json|bin\/kata-proxy(-hosted)?|dist\/(src|bundle)\/[\w/.@-]+\.js|native\/(build\.sh|kata-proxy-handle\.c|malloc-trim\.c)|systemd\/([\w@-]+\.(service|socket)|SECURITY\.txt))$/;
+const SHIPPED = /^(README\.md|LICENSE|package\.json|bin\/kata-proxy(-hosted)?|(dist\/src\/[\w/.@-]+\.js|dist\/bundle\/[\w.-]+\.cjs)|native\/(build\.sh|kata-proxy-handle\.c|malloc-trim\.c)|systemd\/([\w@-]+\.(service|socket)|SECURITY\.txt))$/;
 const HAVE_ANALYZE = (await run('systemd-analyze', ['--version'])).code === 0;
 
 const t = perTest('kpnp');
@@ -39,7 +39,7 @@ describe('the npm package, installed from its tarball', () => {
 
   it('the tarball holds the program, the handle sources, the units and the README, nothing else', () => {
     expect(files.filter((f) => !SHIPPED.test(f))).toEqual([]);
-    for (const f of ['bin/kata-proxy', 'bin/kata-proxy-hosted', 'dist/bundle/kata-proxy.js', 'dist/src/cli/main.js', 'dist/src/hosted/register-step.js', 'dist/src/hosted/node-handle.js', 'native/build.sh', 'native/kata-proxy-handle.c', 'native/malloc-trim.c', 'README.md']) {
+    for (const f of ['bin/kata-proxy', 'bin/kata-proxy-hosted', 'dist/bundle/kata-proxy.cjs', 'dist/bundle/run.cjs', 'dist/src/cli/main.js', 'dist/src/hosted/register-step.js', 'dist/src/hosted/node-handle.js', 'native/build.sh', 'native/kata-proxy-handle.c', 'native/malloc-trim.c', 'README.md']) {
       expect(files).toContain(f);
     }
     for (const unit of UNITS) expect(files).toContain(`systemd/${unit}`);
