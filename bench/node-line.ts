@@ -11,7 +11,7 @@ import { REPO_ROOT } from './peers.js';
 export function packageFor(node: string, dir: string): string {
   for (const sub of ['bin', 'dist', 'scripts']) mkdirSync(join(dir, sub), { recursive: true });
   copyFileSync(join(REPO_ROOT, 'bin', 'kata-proxy'), join(dir, 'bin', 'kata-proxy'));
-  copyFileSync(join(REPO_ROOT, 'scripts', 'snapshot.mjs'), join(dir, 'scripts', 'snapshot.mjs'));
+  for (const script of ['snapshot.mjs', 'lean-bundle.mjs']) copyFileSync(join(REPO_ROOT, 'scripts', script), join(dir, 'scripts', script));
   for (const part of ['package.json', 'node_modules']) symlinkSync(join(REPO_ROOT, part), join(dir, part));
   for (const part of ['src', 'bundle']) symlinkSync(join(REPO_ROOT, 'dist', part), join(dir, 'dist', part));
   execFileSync(node, [join(dir, 'scripts', 'snapshot.mjs')], { stdio: ['ignore', 'ignore', 'inherit'] });
