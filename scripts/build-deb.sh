@@ -85,11 +85,12 @@ split=$(grep -n '^\*/$' "$lib/bin/kata-proxy" | head -1 | cut -d: -f1)
 [ -n "$split" ] || fail "bin/kata-proxy: no end of its sh part (a line '*/')"
 tail -n +"$((split + 1))" "$lib/bin/kata-proxy" >"$lib/bin/kata-proxy.mjs"
 head -n "$((split - 1))" "$lib/bin/kata-proxy" | sed "1,2{/^':' \/\*$/d}" |
-  sed "s|^exec node \$flags \"\$root/bin/kata-proxy\" |exec $node \$flags \"\$root/bin/kata-proxy.mjs\" |" >"$lib/bin/kata-proxy.sh"
+  sed "s|^exec node \$flags \"\$root/bin/kata-proxy\" |exec $node \$flags \"\$root/bin/kata-proxy.mjs\" |; s|exec node \$flags \"\$run\" |exec $node \$flags \"\$run\" |" >"$lib/bin/kata-proxy.sh"
 mv "$lib/bin/kata-proxy.sh" "$lib/bin/kata-proxy"
 chmod 0755 "$lib/bin/kata-proxy"
 chmod 0644 "$lib/bin/kata-proxy.mjs"
 sh -n "$lib/bin/kata-proxy" || fail "bin/kata-proxy: its sh part does not parse"
+! grep -q 'exec node ' "$lib/bin/kata-proxy" || fail "bin/kata-proxy: an exec of the node on PATH is left (changed shape?)"
 sed -i "s|\"\$handle\" node |\"\$handle\" $node |; s|UV_THREADPOOL_SIZE=1 node |UV_THREADPOOL_SIZE=1 $node |" "$lib/bin/kata-proxy-hosted"
 for launcher in kata-proxy kata-proxy-hosted; do
   grep -q "$node " "$lib/bin/$launcher" || echo "build-deb: warning: bin/$launcher changed shape: it runs the node on PATH" >&2

@@ -85,6 +85,8 @@ describe.skipIf(why !== null)('the Debian package (npm run deb)', () => {
     const launcher = (await run('sh', ['-c', `dpkg-deb --fsys-tarfile '${deb}' | tar xO ./usr/lib/kata-proxy/bin/kata-proxy`])).stdout;
     expect(launcher.split('\n')[0]).toBe('#!/bin/sh');
     expect(launcher).toMatch(/^exec \/usr\/bin\/node \$flags "\$root\/bin\/kata-proxy\.mjs" "\$@"$/m);
+    expect(launcher).toMatch(/^  exec \/usr\/bin\/node \$flags "\$run" "\$@"$/m);
+    expect(launcher).not.toMatch(/exec node /);
   });
 
   it('lintian reports no error', async () => {
