@@ -183,7 +183,7 @@ const isBare = (k: string) => k === 'node' || k.startsWith('node@');
 /** Pod-start subjects that are not throughput paths. */
 const START_LABELS: Record<string, string> = {
   hosted: 'per-pod handle → host (bin/kata-proxy-hosted)',
-  'hosted-direct': 'per-pod handle → host (dist/native/kata-proxy-handle, no shell)',
+  'hosted-direct': 'per-pod handle → host (dist/native/kata-proxy-handle, the same program)',
   'proxy-bundle': 'proxy → Go, from the bundle (no snapshot)',
 };
 

@@ -309,7 +309,7 @@ async function main(): Promise<void> {
       // The same daemon from the bundle (the launcher's JavaScript, as without a matching snapshot).
       const l = launcherVariant();
       const fromBundle = proxySubject('proxy-bundle', process.execPath, sock('go.sock'), l.env, {}, [...l.nodeFlags, LAUNCHER]);
-      // The handle started directly, as a runtime pointed at dist/native/kata-proxy-handle does (no shell).
+      // The handle started from where it is built: the same program as bin/kata-proxy-hosted (a copy), in the next place of the rotation.
       const handleBin = join(REPO_ROOT, 'dist', 'native', 'kata-proxy-handle');
       const subjects: StartSubject[] = [bareNode, ours, fromBundle, goSubject, hosted];
       if (existsSync(handleBin)) {

@@ -1,10 +1,10 @@
 /*
  * kata-proxy-handle: the per-pod process the Kata 1.x runtime starts, watches with kill(pid, 0)
  * and stops with SIGTERM, when the pods are served by `kata-proxy host` (README "Kata runtime
- * with host mode"). bin/kata-proxy-hosted execs it, so it keeps the pid the runtime spawned.
+ * with host mode"). native/build.sh copies it to bin/kata-proxy-hosted, the runtime's [proxy.kata]
+ * path, which so starts it without a shell.
  *
- * Usage: kata-proxy-handle [ARG...]     (ARG...: the runtime's argv; bin/kata-proxy-hosted execs
- * it, or the runtime's [proxy.kata] path names it directly, which saves starting a shell)
+ * Usage: kata-proxy-handle [ARG...]     (ARG...: the runtime's argv)
  *
  * 1. Registers the pod: one frame on the control socket with the runtime's argv and the
  *    KATA_PROXY_* variables kata-proxy-hosted reads (src/host/native-registration.ts: no HTTP, the
@@ -15,7 +15,8 @@
  *    When no host answers, or the command line is not a pod's (help, version, a subcommand:
  *    "not-a-pod"), the Node registration step decides instead, as `node
  *    PACKAGE/dist/src/hosted/register-step.js ARG...` with fd 3 on a pipe (PACKAGE: where this
- *    program is, PACKAGE/dist/native/kata-proxy-handle), where it writes NUL-terminated fields:
+ *    program is, PACKAGE/dist/native/kata-proxy-handle or PACKAGE/bin/kata-proxy-hosted), where
+ *    it writes NUL-terminated fields:
  *      attach CONTROL-SOCKET POD-PATH   the pod is registered; POD-PATH is /pods/ID, URL-encoded
  *      exec PROGRAM ARG...              no host mode for this invocation: become PROGRAM
  *    or nothing (help, version, usage or registration error): exit with the step's status.
@@ -458,18 +459,24 @@ static int register_with_host(const char *socket_path, int argc, char **argv, ch
 }
 
 /* `node PACKAGE/dist/src/hosted/register-step.js ARG...`, the package found from this binary's
- * own path (PACKAGE/dist/native/kata-proxy-handle), and node from PATH. */
+ * own path: PACKAGE/dist/native/kata-proxy-handle, or its copy PACKAGE/bin/kata-proxy-hosted
+ * (native/build.sh); node from PATH. */
 static int run_node_step(int argc, char **argv, char *out, size_t cap, size_t *len)
 {
-	static const char self_path[] = "/dist/native/kata-proxy-handle";
+	static const char *const self_paths[] = { "/dist/native/kata-proxy-handle", "/bin/kata-proxy-hosted" };
 	static char script[4096];
 	ssize_t n = readlink("/proc/self/exe", script, sizeof script - 64);
-	size_t tail = sizeof self_path - 1;
-	if (n <= (ssize_t)tail || memcmp(script + n - tail, self_path, tail) != 0) {
-		say("cannot find the kata-proxy package from this program's path (expected .../dist/native/kata-proxy-handle)");
+	size_t root = 0;
+	for (size_t i = 0; i < sizeof self_paths / sizeof self_paths[0] && root == 0; i++) {
+		size_t tail = strlen(self_paths[i]);
+		if (n > (ssize_t)tail && memcmp(script + n - tail, self_paths[i], tail) == 0)
+			root = (size_t)n - tail;
+	}
+	if (root == 0) {
+		say("cannot find the kata-proxy package from this program's path (expected .../dist/native/kata-proxy-handle or .../bin/kata-proxy-hosted)");
 		return EXIT_FAILURE_;
 	}
-	strcpy(script + n - tail, "/dist/src/hosted/register-step.js");
+	strcpy(script + root, "/dist/src/hosted/register-step.js");
 	char **step = calloc((size_t)argc + 3, sizeof *step);
 	if (!step) {
 		say("out of memory");

@@ -63,7 +63,7 @@ mv "$work/prefix/lib/node_modules/kata-proxy" "$lib"
 # build paths), prebuilt bindings of other systems, nor the headers only a build needs (nan,
 # node-addon-api). Add-ons stripped.
 modules=$lib/node_modules
-rm -rf "$lib/native" "$lib/dist/.compile-cache" "$modules/.package-lock.json" "$modules/nan" "$modules/node-addon-api"
+rm -rf "$lib/native" "$lib/bin/kata-proxy-hosted.tmp" "$lib/dist/.compile-cache" "$modules/.package-lock.json" "$modules/nan" "$modules/node-addon-api"
 find "$modules" -depth -type d \( -name test -o -name tests -o -name docs -o -name doc -o -name benchmarks \
   -o -name examples -o -name example -o -name .github -o -path '*/bindings-cpp/src' \) -exec rm -rf {} +
 find "$modules" -type f \( -name '.*' -o -name '*.md' ! -iname 'licen[cs]e*' -o -name '*.html' -o -name '*.gyp' -o -name '*.gypi' \
@@ -91,10 +91,9 @@ chmod 0755 "$lib/bin/kata-proxy"
 chmod 0644 "$lib/bin/kata-proxy.mjs"
 sh -n "$lib/bin/kata-proxy" || fail "bin/kata-proxy: its sh part does not parse"
 ! grep -q 'exec node ' "$lib/bin/kata-proxy" || fail "bin/kata-proxy: an exec of the node on PATH is left (changed shape?)"
-sed -i "s|\"\$handle\" node |\"\$handle\" $node |; s|UV_THREADPOOL_SIZE=1 node |UV_THREADPOOL_SIZE=1 $node |" "$lib/bin/kata-proxy-hosted"
-for launcher in kata-proxy kata-proxy-hosted; do
-  grep -q "$node " "$lib/bin/$launcher" || echo "build-deb: warning: bin/$launcher changed shape: it runs the node on PATH" >&2
-done
+# kata-proxy-hosted is the native handle itself (the install step copied it there): one file, linked.
+cmp -s "$lib/bin/kata-proxy-hosted" "$lib/dist/native/kata-proxy-handle" || fail "bin/kata-proxy-hosted is not the native handle"
+ln -sf ../dist/native/kata-proxy-handle "$lib/bin/kata-proxy-hosted"
 ln -s ../lib/kata-proxy/bin/kata-proxy "$root/usr/bin/kata-proxy"
 ln -s ../lib/kata-proxy/bin/kata-proxy-hosted "$root/usr/bin/kata-proxy-hosted"
 for host in '' --host; do

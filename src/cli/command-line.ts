@@ -37,10 +37,23 @@ function program(): Command {
   built = buildProgram((r) => (parse.result = r));
   const configure = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ writeOut: (s) => (parse.out += s), writeErr: (s) => (parse.err += s) });
+    cmd.options.forEach(fixedNames);
     cmd.commands.forEach(configure);
   };
   configure(built);
   return built;
+}
+
+/**
+ * An option's names, computed once: commander derives them from its flags (a regex and a camel-case
+ * conversion) at every look-up, many times per parse, a quarter of what a parse cost. The flags do
+ * not change once the program is built.
+ */
+function fixedNames(option: Option): void {
+  const name = option.name();
+  const attribute = option.attributeName();
+  option.name = () => name;
+  option.attributeName = () => attribute;
 }
 
 /** Builds the program ahead of the first parse (scripts/snapshot.mjs: it is then part of the snapshot). */

@@ -51,6 +51,8 @@ interface Entry {
   end?: PodEnd;
   handle?: HandleRecord;
   link?: AttachLink;
+  /** The record last made of it (recordOf), kept while it holds: the state file keeps its JSON. */
+  record?: PodRecord;
 }
 
 export interface HostOptions {
@@ -490,7 +492,9 @@ export class Host {
 
   private recordOf(e: Entry): PodRecord {
     const end = e.pod?.end ?? e.end;
-    return { id: e.id, settings: e.config, ...(e.handle ? { handle: e.handle } : {}), ...(end ? { end } : {}) };
+    const r = e.record;
+    if (r && r.id === e.id && r.settings === e.config && r.handle === e.handle && r.end === end) return r;
+    return (e.record = { id: e.id, settings: e.config, ...(e.handle ? { handle: e.handle } : {}), ...(end ? { end } : {}) });
   }
 
   private serially<T>(id: string, op: () => Promise<T>): Promise<T> {

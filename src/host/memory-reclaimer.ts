@@ -16,6 +16,14 @@ export interface Reclaimed {
 export const RECLAIM_QUIET_MS = 1000;
 /** From the collection to the C heap's trim (the default of MemoryReclaimer). */
 export const RECLAIM_TRIM_DELAY_MS = 500;
+/** How much the process must have grown since the last reclaim for the next one to run (the default of MemoryReclaimer). */
+export const RECLAIM_MIN_GROWTH_BYTES = 2 * 1024 * 1024;
+
+/** What the reclaimer watches: the process's resident memory, and V8's heap with the memory it holds outside (buffers). */
+export interface MemoryUse {
+  rss: number;
+  heap: number;
+}
 
 export interface ReclaimerOptions {
   /** glibc's malloc_trim (dist/native/malloc-trim.node); null: collect only. */
@@ -25,6 +33,11 @@ export interface ReclaimerOptions {
   maxWaitMs?: number;
   /** From the collection to the trim: V8 frees dead ArrayBuffers' memory on a helper thread. */
   trimDelayMs?: number;
+  /** Skip a reclaim while neither figure of `usage` grew by this much since the last one. */
+  minGrowthBytes?: number;
+  /** For tests: the collection (default: V8's gc()) and the memory read. */
+  collect?: Collect | null;
+  usage?: () => MemoryUse;
 }
 
 /**
@@ -40,6 +53,12 @@ export interface ReclaimerOptions {
  * 2. A trim of the C heap. The freed read buffers of a busy pod lie between live chunks, and glibc
  *    returns only the top of its heap by itself: measured, a pod that carried 768 MiB left the host
  *    ~30 MiB larger for good. malloc_trim returns every free page, ~0.1 ms per MiB it gives back.
+ *
+ * Both only once the process has grown by `minGrowthBytes` (resident memory, or V8's heap and
+ * buffers) since the last reclaim: a major collection clears V8's inline caches, and the next pod
+ * start re-learnt them for ~1 ms of CPU (a third more than its own work on the host), while a
+ * small pod leaves far less garbage than that (a few hundred KiB): pod ends so share one
+ * collection, and what the host keeps of ended pods stays under `minGrowthBytes`.
  */
 export class MemoryReclaimer {
   private readonly collect: Collect | null;
@@ -48,12 +67,19 @@ export class MemoryReclaimer {
   private readonly quietMs: number;
   private readonly maxWaitMs: number;
   private readonly trimDelayMs: number;
+  private readonly minGrowth: number;
+  private readonly usage: () => MemoryUse;
+  /** The memory use after the last reclaim (or at start). */
+  private base: MemoryUse;
 
   constructor(private readonly options: ReclaimerOptions) {
-    this.collect = exposeCollector();
+    this.collect = options.collect !== undefined ? options.collect : exposeCollector();
     this.quietMs = options.quietMs ?? RECLAIM_QUIET_MS;
     this.maxWaitMs = options.maxWaitMs ?? 10_000;
     this.trimDelayMs = options.trimDelayMs ?? RECLAIM_TRIM_DELAY_MS;
+    this.minGrowth = options.minGrowthBytes ?? RECLAIM_MIN_GROWTH_BYTES;
+    this.usage = options.usage ?? memoryUse;
+    this.base = this.usage();
   }
 
   /** A pod ended: reclaim once the ends stop. */
@@ -64,9 +90,11 @@ export class MemoryReclaimer {
     else clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(this.quietMs, this.firstPending + this.maxWaitMs - now));
     this.arm(wait, () => {
-      const rssBefore = process.memoryUsage.rss();
+      const now = this.usage();
+      if (now.rss - this.base.rss < this.minGrowth && now.heap - this.base.heap < this.minGrowth) return;
       this.collect?.();
-      if (this.options.trim) this.arm(this.trimDelayMs, () => this.trim(rssBefore));
+      if (this.options.trim) this.arm(this.trimDelayMs, () => this.trim(now.rss));
+      else this.base = this.usage();
     });
   }
 
@@ -79,7 +107,8 @@ export class MemoryReclaimer {
     const start = process.hrtime.bigint();
     this.options.trim!();
     const trimMs = Number(process.hrtime.bigint() - start) / 1e6;
-    this.options.onReclaimed?.({ rssBefore, rssAfter: process.memoryUsage.rss(), trimMs });
+    this.base = this.usage();
+    this.options.onReclaimed?.({ rssBefore, rssAfter: this.base.rss, trimMs });
   }
 
   private arm(ms: number, run: () => void): void {
@@ -89,6 +118,11 @@ export class MemoryReclaimer {
     }, ms);
     this.timer.unref();
   }
+}
+
+function memoryUse(): MemoryUse {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heap: m.heapUsed + m.external };
 }
 
 /** V8's gc() without --expose-gc on the command line (the flag is read when a context is made). */

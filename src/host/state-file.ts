@@ -20,7 +20,7 @@ export interface HandleRecord {
 
 /**
  * The host's pod table on disk, replaced atomically (write a temporary file, rename) on every
- * change. Saves asked for in one event-loop turn share one write, made at the end of that turn
+ * change, one pod per line. Records must not change once saved (a changed pod is a new record). Saves asked for in one event-loop turn share one write, made at the end of that turn
  * with synchronous calls: a pod start through the thread pool cost three times the CPU of the
  * write itself (four round trips). No fsync: the file is there for a restarted host process,
  * which reads the page cache; after a crash of the machine its pods are gone too (and the
@@ -28,6 +28,11 @@ export interface HandleRecord {
  */
 export class StateFile {
   private pending: { records: () => PodRecord[]; done: Promise<void> } | null = null;
+  /**
+   * Each record's JSON, by record object: a pod's record is made again only when it changes
+   * (Host.recordOf), so a write serializes the pods that changed, not every pod of the host.
+   */
+  private readonly texts = new WeakMap<PodRecord, string>();
 
   constructor(readonly path: string) {}
 
@@ -99,7 +104,13 @@ export class StateFile {
 
   private write(records: PodRecord[]): void {
     const tmp = `${this.path}.${process.pid}.tmp`;
-    const text = `${JSON.stringify({ version: 1, pods: records }, null, 1)}\n`;
+    // One pod per line.
+    const lines = records.map((r) => {
+      let t = this.texts.get(r);
+      if (t === undefined) this.texts.set(r, (t = JSON.stringify(r)));
+      return t;
+    });
+    const text = `{"version":1,"pods":[${lines.length > 0 ? `\n${lines.join(',\n')}\n` : ''}]}\n`;
     try {
       try {
         writeFileSync(tmp, text, { mode: 0o600 });

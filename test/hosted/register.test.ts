@@ -3,7 +3,7 @@
 // register (it runs with a PATH where there is none); usage errors come back as the daemon
 // prints them, with status 2; help and version keep bin/kata-proxy's outputs.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -184,6 +184,28 @@ describe('registration with a real host', () => {
     }
     // -version is the Node step's, found beside the handle.
     expect(await run(NATIVE_HANDLE, ['-version'], env)).toEqual(await run(BIN, ['-version'], process.env));
+  });
+
+  it('bin/kata-proxy-hosted is the native handle itself where one was built: the runtime starts no shell', async () => {
+    const native = HANDLE_KINDS.find((k) => k.name === 'native handle')!;
+    if (!native.available) return;
+    expect(readFileSync(HOSTED_BIN).equals(readFileSync(NATIVE_HANDLE))).toBe(true);
+    const paths = { listen: dir.socket('bin'), mux: dir.socket('kata'), sandbox: 'bin' };
+    const handle = spawnHandle(native, runtimeArgv(paths), { PATH: '/nonexistent', KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
+    try {
+      // The spawned pid is the handle from its first instruction (no exec of a shell before).
+      expect(readlinkSync(`/proc/${handle.pid}/exe`)).toBe(realpathSync(HOSTED_BIN));
+      while (!existsSync(paths.listen)) {
+        if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
+        await sleep(5);
+      }
+      expect(await echoChecked(paths.listen, 10_000)).toBe(true);
+    } finally {
+      handle.proc.kill('SIGTERM');
+      await handle.exited;
+    }
+    // The Node step is found from bin/ as from dist/native/.
+    expect(await run(HOSTED_BIN, ['-version'], env)).toEqual(await run(BIN, ['-version'], process.env));
   });
 
   it('the native handle takes -control-socket from its argv in every Go form', async () => {

@@ -1,0 +1,59 @@
+// The reclaimer's schedule, with a fake collection, trim and memory read: a reclaim runs once pod
+// ends stop, and only when the process grew enough since the last one.
+import { describe, expect, it } from 'vitest';
+import { MemoryReclaimer, type MemoryUse } from '../../src/host/memory-reclaimer.js';
+
+const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function reclaimer(use: MemoryUse) {
+  const calls: string[] = [];
+  const r = new MemoryReclaimer({
+    collect: () => calls.push('collect'),
+    trim: () => {
+      calls.push('trim');
+      return true;
+    },
+    usage: () => ({ ...use }),
+    quietMs: 10,
+    trimDelayMs: 5,
+    minGrowthBytes: 2 * MiB,
+  });
+  return { r, calls };
+}
+
+describe('MemoryReclaimer', () => {
+  it('skips the collection and the trim while the process grew less than the threshold since the last reclaim', async () => {
+    const use = { rss: 50 * MiB, heap: 10 * MiB };
+    const { r, calls } = reclaimer(use);
+    use.rss += MiB;
+    use.heap += MiB;
+    r.podEnded();
+    r.podEnded();
+    await sleep(60);
+    expect(calls).toEqual([]);
+    r.stop();
+  });
+
+  it('collects then trims once pod ends stop, when resident memory or the heap grew by the threshold; the next one counts from there', async () => {
+    for (const grown of ['rss', 'heap'] as const) {
+      const use = { rss: 50 * MiB, heap: 10 * MiB };
+      const { r, calls } = reclaimer(use);
+      use[grown] += 3 * MiB;
+      r.podEnded();
+      r.podEnded();
+      await sleep(60);
+      expect(calls).toEqual(['collect', 'trim']);
+      // The base is what the process holds after that reclaim: 1 MiB more is not enough again.
+      use[grown] += MiB;
+      r.podEnded();
+      await sleep(60);
+      expect(calls).toEqual(['collect', 'trim']);
+      use[grown] += 2 * MiB;
+      r.podEnded();
+      await sleep(60);
+      expect(calls).toEqual(['collect', 'trim', 'collect', 'trim']);
+      r.stop();
+    }
+  });
+});
