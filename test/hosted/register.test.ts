@@ -14,7 +14,7 @@ import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv, spawnDaemon, type Daemon } from '../helpers/daemon.js';
 import { createTempDir } from '../helpers/tmp.js';
-import { HANDLE_KINDS, HOSTED_BIN, NATIVE_HANDLE, spawnHandle } from './handles.js';
+import { HANDLE_KINDS, HOSTED_BIN, NATIVE_HANDLE, spawnHandle, type HandleKind } from './handles.js';
 
 const run = (cmd: string, argv: string[], env: NodeJS.ProcessEnv) =>
   promisify(execFile)(cmd, argv, { env }).then(
@@ -166,14 +166,14 @@ describe('registration with a real host', () => {
     expect(pods.pods.map((p) => p.id)).not.toContain('fq');
   });
 
-  it('the native handle started directly (the runtime pointed at dist/native/kata-proxy-handle): same registration, same Node step', async () => {
-    const native = HANDLE_KINDS.find((k) => k.name === 'native handle')!;
-    if (!native.available) return;
-    const direct = { ...native, command: (argv: string[]): [string, string[]] => [NATIVE_HANDLE, argv] };
-    const paths = { listen: dir.socket('direct'), mux: dir.socket('kata'), sandbox: 'direct' };
-    const handle = spawnHandle(direct, runtimeArgv(paths), { PATH: '/nonexistent', KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
+  /** Starts `kind` with the runtime's argv for pod `sandbox` (no node on PATH), serves one checked echo through it, stops it. */
+  async function servedOnce(kind: HandleKind, sandbox: string, atStart: (pid: number) => void = () => {}): Promise<void> {
+    const paths = { listen: dir.socket(sandbox), mux: dir.socket('kata'), sandbox };
+    const handle = spawnHandle(kind, runtimeArgv(paths), { PATH: '/nonexistent', KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
     try {
-      while (!existsSync(paths.listen)) {
+      atStart(handle.pid);
+      // Until the socket accepts: its file exists from bind(), a moment before listen().
+      while (!existsSync(paths.listen) || !(await isLive(paths.listen))) {
         if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
         await sleep(5);
       }
@@ -182,6 +182,12 @@ describe('registration with a real host', () => {
       handle.proc.kill('SIGTERM');
       await handle.exited;
     }
+  }
+
+  it('the native handle started directly (the runtime pointed at dist/native/kata-proxy-handle): same registration, same Node step', async () => {
+    const native = HANDLE_KINDS.find((k) => k.name === 'native handle')!;
+    if (!native.available) return;
+    await servedOnce({ ...native, command: (argv) => [NATIVE_HANDLE, argv] }, 'direct');
     // -version is the Node step's, found beside the handle.
     expect(await run(NATIVE_HANDLE, ['-version'], env)).toEqual(await run(BIN, ['-version'], process.env));
   });
@@ -190,20 +196,8 @@ describe('registration with a real host', () => {
     const native = HANDLE_KINDS.find((k) => k.name === 'native handle')!;
     if (!native.available) return;
     expect(readFileSync(HOSTED_BIN).equals(readFileSync(NATIVE_HANDLE))).toBe(true);
-    const paths = { listen: dir.socket('bin'), mux: dir.socket('kata'), sandbox: 'bin' };
-    const handle = spawnHandle(native, runtimeArgv(paths), { PATH: '/nonexistent', KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
-    try {
-      // The spawned pid is the handle from its first instruction (no exec of a shell before).
-      expect(readlinkSync(`/proc/${handle.pid}/exe`)).toBe(realpathSync(HOSTED_BIN));
-      while (!existsSync(paths.listen)) {
-        if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
-        await sleep(5);
-      }
-      expect(await echoChecked(paths.listen, 10_000)).toBe(true);
-    } finally {
-      handle.proc.kill('SIGTERM');
-      await handle.exited;
-    }
+    // The spawned pid is the handle from its first instruction (no exec of a shell before).
+    await servedOnce(native, 'bin', (pid) => expect(readlinkSync(`/proc/${pid}/exe`)).toBe(realpathSync(HOSTED_BIN)));
     // The Node step is found from bin/ as from dist/native/.
     expect(await run(HOSTED_BIN, ['-version'], env)).toEqual(await run(BIN, ['-version'], process.env));
   });
