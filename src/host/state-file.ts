@@ -20,8 +20,9 @@ export interface HandleRecord {
 
 /**
  * The host's pod table on disk, replaced atomically (write a temporary file, rename) on every
- * change, one pod per line. Records must not change once saved (a changed pod is a new record). Saves asked for in one event-loop turn share one write, made at the end of that turn
- * with synchronous calls: a pod start through the thread pool cost three times the CPU of the
+ * change, one pod per line. Records must not change once saved (a changed pod is a new record).
+ * Saves asked for in one event-loop turn share one write, made at the end of that turn with
+ * synchronous calls: a pod start through the thread pool cost three times the CPU of the
  * write itself (four round trips). No fsync: the file is there for a restarted host process,
  * which reads the page cache; after a crash of the machine its pods are gone too (and the
  * default place, /run, is a tmpfs).
