@@ -2,7 +2,7 @@
 // for it. Measured from spawn to the first answered request through the listen socket (an echo
 // exchange with the Go peer, already up, as the agent is), the client busy-looping connect() as the
 // runtime's does; next to a bare `node -e 0` (spawn to exit), the floor of any Node daemon.
-// Runs are interleaved across subjects (order rotated each round). Beside the wall time, the CPU
+// Runs are interleaved across subjects (shuffled afresh each round). Beside the wall time, the CPU
 // time the process used until then, which other load on a shared machine moves far less; for a
 // pod started through a per-pod handle of host mode, the handle's CPU plus what the host spent
 // meanwhile (its /proc CPU counters before and after).
@@ -91,6 +91,27 @@ async function once(s: StartSubject, listen: string): Promise<Run> {
   }
 }
 
+/**
+ * The subjects' order in one round: shuffled afresh each round (seeded by the round, so a run can
+ * be repeated). In a fixed rotation a subject always followed the same one, and inherited what
+ * that one left in the caches: a handle's start right after the Node daemons' found the host cold.
+ */
+export function roundOrder(n: number, round: number): number[] {
+  let seed = (round + 2) * 0x9e3779b9;
+  const next = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
 export async function measurePodStart(subjects: StartSubject[], sock: (name: string) => string, runs: number): Promise<PodStartFigures> {
   const samples: Record<string, number[]> = Object.fromEntries(subjects.map((s) => [s.key, []]));
   const cpu: Record<string, number[]> = Object.fromEntries(subjects.map((s) => [s.key, []]));
@@ -99,8 +120,8 @@ export async function measurePodStart(subjects: StartSubject[], sock: (name: str
   const errors: string[] = [];
   // One untimed round first: page cache, the Go peer's first session.
   for (let round = -1; round < runs; round++) {
-    for (let i = 0; i < subjects.length; i++) {
-      const s = subjects[(i + Math.max(round, 0)) % subjects.length]!;
+    for (const i of roundOrder(subjects.length, round)) {
+      const s = subjects[i]!;
       try {
         const r = await once(s, sock(`start-${s.key}-${round + 1}.sock`));
         if (round >= 0) {
