@@ -19,18 +19,18 @@ export function staticGraph(entry, seen = new Set()) {
  * our modules imports, also those only host mode or the demo imports lazily (crypto,
  * fs/promises, child_process...): loaded while the snapshot is built, they would be part of every
  * pod's start. Those the start path (`startPath`, staticGraph) does not import are required on
- * first use instead. Returns the code and the built-ins made lazy.
+ * first use instead.
  */
 export function lazyBuiltins(code, startPath) {
+  let lazy = false;
   const eager = new Set();
   for (const file of startPath) {
     for (const m of readFileSync(file, 'utf8').matchAll(/^\s*import\s[^;]*?from\s+'node:([\w/]+)'/gm)) eager.add(m[1]);
   }
-  const lazy = [];
   const rewritten = code.replace(/^let (node_\w+) = require\("node:([\w/]+)"\);$/gm, (line, name, id) => {
     // A default import is wrapped (__toESM) right away, which reads every export: left as it is.
     if (eager.has(id) || code.includes(`\n${name} = __toESM(${name}`)) return line;
-    lazy.push(id);
+    lazy = true;
     return `let ${name} = __kataProxyLazyBuiltin("node:${id}");`;
   });
   const helper =
@@ -38,7 +38,7 @@ export function lazyBuiltins(code, startPath) {
     '  let loaded;\n' +
     '  return new Proxy({}, { get: (_, name) => (loaded ??= require(id))[name] });\n' +
     '}\n';
-  return { code: lazy.length > 0 ? helper + rewritten : code, lazy };
+  return lazy ? helper + rewritten : code;
 }
 
 /**

@@ -57,7 +57,7 @@ const bundled = await build({
   write: false,
   output: { format: 'cjs', codeSplitting: false },
 });
-const { code } = lazyBuiltins(asciiOnly(bundled.output[0].code), staticGraph(input));
+const code = lazyBuiltins(asciiOnly(bundled.output[0].code), staticGraph(input));
 writeFileSync(
   entry,
   `'use strict';\nconst kataProxy = {};\n(function (exports) {\n${code}\n})(kataProxy);\n` +

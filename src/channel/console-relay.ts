@@ -1,6 +1,7 @@
-import { chmod as chmodCallback, stat as statCallback, type Stats } from 'node:fs';
+import { chmod as chmodCallback, stat as statCallback } from 'node:fs';
 import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { ReadPacer } from '../yamux/index.js';
 import { LastLine } from './last-line.js';
@@ -10,8 +11,8 @@ import { RateLimiter } from './rate-limiter.js';
 import { connectWithRetry } from './unix-socket.js';
 
 // Not node:fs/promises: imported, it loads a dozen more of Node's modules (readline among them) at every pod start.
-const stat = (path: string) => new Promise<Stats>((resolve, reject) => statCallback(path, (err, s) => (err ? reject(err) : resolve(s))));
-const chmod = (path: string, mode: number) => new Promise<void>((resolve, reject) => chmodCallback(path, mode, (err) => (err ? reject(err) : resolve())));
+const stat = promisify(statCallback);
+const chmod = promisify(chmodCallback);
 
 export const READ_BYTES = 16 * 1024;
 

@@ -82,20 +82,20 @@ export class StateFile {
       this.pending.records = records;
       return this.pending.done;
     }
-    const pending = { records, done: Promise.resolve() };
-    pending.done = new Promise<void>((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       setImmediate(() => {
+        const latest = this.pending!.records;
         this.pending = null;
         try {
-          this.write(pending.records());
+          this.write(latest());
           resolve();
         } catch (err) {
           reject(err as Error);
         }
       });
     });
-    this.pending = pending;
-    return pending.done;
+    this.pending = { records, done };
+    return done;
   }
 
   /** Resolves once no save is pending. */

@@ -1,9 +1,10 @@
 import { chmodSync, lstatSync, mkdirSync, unlink as unlinkCallback } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 // Not node:fs/promises: imported, it loads a dozen more of Node's modules (readline among them) at every pod start.
-const unlink = (path: string) => new Promise<void>((resolve, reject) => unlinkCallback(path, (err) => (err ? reject(err) : resolve())));
+const unlink = promisify(unlinkCallback);
 
 /** Server options every listener of the proxy uses (also for a socket inherited from systemd). */
 export const LISTENER_OPTIONS: net.ServerOpts = {
