@@ -8,7 +8,6 @@ import { ListenSocketError, removeStaleSocket } from '../proxy/listener.js';
 import { Pod, type PodEnd, type PodOptions } from '../proxy/pod.js';
 import { capturePod, type PodCapture } from '../proxy/pod-handover.js';
 import { podSettingsOf, sameConfig, type PodConfig } from '../proxy/pod-settings.js';
-import { LoopShare } from '../proxy/turn-pacer.js';
 import { HostError } from './host-error.js';
 import { loadHeapTrim } from './heap-trim.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
@@ -64,7 +63,7 @@ export interface HostOptions {
   handleCheckMs?: number;
   /** Called after every change of the pod table (for the service's status line). */
   onChange?: (host: Host) => void;
-  /** Each pod's slice of an event-loop turn for its reads, ms (LoopShare); 0 or unset: unpaced. */
+  /** Each pod's slice of an event-loop turn (PodOptions.turnSliceMs). */
   turnSliceMs?: number;
   /** The console rate every pod is held to (PodOptions.consoleRateCap). */
   consoleRateCap?: { perSecond: number; burst: number };
@@ -86,8 +85,6 @@ export class Host {
   private closing = false;
   /** Every pod's console reads land here in turn (each read is consumed before the next). */
   private readonly consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
-  /** Every pod's reads take turns on the loop through this. */
-  private readonly loopShare: LoopShare | undefined;
   private readonly reclaimer: MemoryReclaimer;
   /** A reload is handing the pods to the next host: changes are refused meanwhile (503). */
   private reloading = false;
@@ -99,7 +96,6 @@ export class Host {
   private readonly justRegistered = new WeakSet<HandleRecord>();
 
   constructor(private readonly options: HostOptions) {
-    this.loopShare = options.turnSliceMs ? new LoopShare(options.turnSliceMs) : undefined;
     this.log = options.loggers.proxy;
     this.reclaimer = this.newReclaimer();
     this.handleTimer = setInterval(() => this.dropGoneHandles(), options.handleCheckMs ?? 2000);
@@ -255,7 +251,7 @@ export class Host {
       loggers,
       logShare: id,
       consoleReadBuffer: this.consoleReadBuffer,
-      ...(this.loopShare ? { loopShare: this.loopShare } : {}),
+      ...(this.options.turnSliceMs !== undefined ? { turnSliceMs: this.options.turnSliceMs } : {}),
       ...(this.options.consoleRateCap ? { consoleRateCap: this.options.consoleRateCap } : {}),
       ...(this.options.connectionRate ? { connectionRate: this.options.connectionRate } : {}),
       ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),

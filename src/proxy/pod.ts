@@ -13,7 +13,7 @@ import type { ProxyDiagnostics } from './diagnostics.js';
 import { LISTENER_OPTIONS, listenOnFd, listenOnPath } from './listener.js';
 import type { PodSettings } from './pod-settings.js';
 import { Proxy, type ProxyEnd, type ProxyParts } from './proxy.js';
-import type { LoopShare, TurnPacer } from './turn-pacer.js';
+import { TurnPacer } from './turn-pacer.js';
 
 export type PodState = 'connecting' | 'serving' | 'stopping' | 'stopped';
 
@@ -62,12 +62,12 @@ export interface PodOptions {
    */
   logShare?: string;
   /**
-   * The event loop's share-out between the pods of this process; unset: unpaced. In one process
+   * The pod's slice of each event-loop turn for its reads, ms; 0 or unset: unpaced. In one process
    * with many pods this is what keeps a busy or hostile pod from making its neighbours wait; a
    * pod alone in its process (the per-pod daemon) has nobody to share with, and yielding would
    * cost its own echo throughput (~20 % in an A/B).
    */
-  loopShare?: LoopShare;
+  turnSliceMs?: number;
   /**
    * A cap on the console lines relayed per second, whatever the pod's own setting (host mode's
    * default): lines over it cost a scan for line ends, not a record each.
@@ -107,7 +107,8 @@ export class Pod extends EventEmitter implements FaultOwner {
   constructor(private readonly options: PodOptions) {
     super();
     this.log = options.loggers.proxy;
-    this.pacer = options.loopShare?.pacer();
+    const slice = options.turnSliceMs ?? 0;
+    this.pacer = slice > 0 ? new TurnPacer(slice) : undefined;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
 
