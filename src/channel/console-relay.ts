@@ -22,6 +22,13 @@ const RECONNECT_MIN_MS = 1000;
 /** How often a line kept from a flood checks whether the log takes lines again. */
 const HELD_LINE_CHECK_MS = 20;
 
+/**
+ * A console connection that has given nothing for this long is reported once: QEMU's chardev
+ * serves one client at a time and leaves the next in its socket's backlog, connected as far as
+ * that client can tell, until the first one goes.
+ */
+const SILENT_CONSOLE_MS = 60_000;
+
 /** About what a record adds to its message (time, level, name, pid, source, sandbox). */
 export const RECORD_BYTES = 256;
 
@@ -53,6 +60,8 @@ export interface ConsoleRelayOptions {
    * returns, so the consoles of many pods in one process can share one buffer; default its own.
    */
   readBuffer?: Buffer;
+  /** After how long a console connection that gave nothing is reported (default 60 s; 0: never). */
+  silentReportMs?: number;
 }
 
 /** What a relay hands to its successor besides the connection. */
@@ -80,6 +89,8 @@ export class ConsoleRelay {
   private readonly readBuffer: Buffer;
   private readonly lastPassed = new LastLine();
   private heldTimer: NodeJS.Timeout | null = null;
+  private silentTimer: NodeJS.Timeout | null = null;
+  private receivedOnConnection = false;
   lines = 0;
 
   constructor(private readonly options: ConsoleRelayOptions) {
@@ -102,6 +113,7 @@ export class ConsoleRelay {
     // The held line goes with the state: relayed here meanwhile, it would be relayed twice.
     if (this.heldTimer) clearTimeout(this.heldTimer);
     this.heldTimer = null;
+    this.unwatchSilence();
     return {
       socket: this.socket && !this.socket.destroyed ? this.socket : null,
       state: {
@@ -128,6 +140,7 @@ export class ConsoleRelay {
     this.abort.abort();
     if (this.reportTimer) clearInterval(this.reportTimer);
     if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.unwatchSilence();
     this.lastPassed.drop();
     const socket = this.socket;
     this.socket = null;
@@ -152,7 +165,7 @@ export class ConsoleRelay {
       socket.on('data', (chunk: Buffer) => {
         if (!this.takeChunk(chunk)) socket.pause();
       });
-      void this.run(socket);
+      void this.run(socket, true);
     } else {
       void this.reconnect().then((next) => next && this.run(next));
     }
@@ -163,14 +176,16 @@ export class ConsoleRelay {
     this.socket?.destroy();
     if (this.reportTimer) clearInterval(this.reportTimer);
     if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.unwatchSilence();
     if (this.lastPassed.drop()) this.countPassed(1, this.options.shedding ? 'log' : 'rate');
     this.reportDropped();
   }
 
-  private async run(socket: net.Socket): Promise<void> {
-    for (let current: net.Socket | null = socket; current && !this.abort.signal.aborted; ) {
+  /** `adopted`: the first connection was another process's, which has read from it already. */
+  private async run(socket: net.Socket, adopted = false): Promise<void> {
+    for (let current: net.Socket | null = socket; current && !this.abort.signal.aborted; adopted = false) {
       const connectedAt = Date.now();
-      await this.drain(current);
+      await this.drain(current, !adopted);
       if (this.abort.signal.aborted) return;
       this.options.log.info({ console: this.options.socketPath }, 'guest console closed; reconnecting');
       // A console that closes as soon as it is opened is not reopened in a tight loop.
@@ -201,8 +216,10 @@ export class ConsoleRelay {
     });
   }
 
-  private drain(socket: net.Socket): Promise<void> {
+  private drain(socket: net.Socket, watchSilence: boolean): Promise<void> {
     this.socket = socket;
+    this.receivedOnConnection = false;
+    if (watchSilence) this.watchSilence();
     if (this.options.ratePerSecond && !this.reportTimer) {
       this.reportTimer = setInterval(() => this.reportDropped(), 1000);
       this.reportTimer.unref();
@@ -210,6 +227,7 @@ export class ConsoleRelay {
     return new Promise((resolve) => {
       socket.on('error', (err) => this.options.log.debug({ err: err.message }, 'guest console read error'));
       socket.once('close', () => {
+        this.unwatchSilence();
         this.splitter.flush();
         resolve();
       });
@@ -222,6 +240,7 @@ export class ConsoleRelay {
   }
 
   private takeChunk(chunk: Buffer): boolean {
+    this.receivedOnConnection = true;
     const pacer = this.options.pacer;
     const startedAt = pacer ? performance.now() : 0;
     if (this.options.shedding?.active()) {
@@ -253,6 +272,26 @@ export class ConsoleRelay {
     if (lines <= 0) return;
     if (why === 'log') this.options.shedding?.count(lines);
     else this.limiter.dropped += lines;
+  }
+
+  private watchSilence(): void {
+    const ms = this.options.silentReportMs ?? SILENT_CONSOLE_MS;
+    if (ms <= 0) return;
+    this.unwatchSilence();
+    this.silentTimer = setTimeout(() => {
+      this.silentTimer = null;
+      if (this.receivedOnConnection || this.abort.signal.aborted) return;
+      this.options.log.warn(
+        { console: this.options.socketPath, silentSeconds: ms / 1000 },
+        'nothing received from the guest console since it was connected: QEMU serves it to one client at a time, another may hold it (ss -xp | grep console)',
+      );
+    }, ms);
+    this.silentTimer.unref();
+  }
+
+  private unwatchSilence(): void {
+    if (this.silentTimer) clearTimeout(this.silentTimer);
+    this.silentTimer = null;
   }
 
   /** Relays the held line as soon as the log would take it (the console may have gone quiet). */

@@ -1,4 +1,5 @@
 import { chmodSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import fc from 'fast-check';
 import pino from 'pino';
@@ -27,7 +28,7 @@ async function consoleServer(path: string) {
 }
 
 /** A relay started on a fresh console socket, connected; its records kept. */
-async function relayOnConsole(options: Pick<ConsoleRelayOptions, 'ratePerSecond' | 'shedding'>) {
+async function relayOnConsole(options: Pick<ConsoleRelayOptions, 'ratePerSecond' | 'shedding' | 'silentReportMs'>) {
   const dir = createTempDir('kpc');
   cleanups.push(() => dir.cleanup());
   const path = dir.socket('console');
@@ -204,4 +205,63 @@ describe('ConsoleRelay', () => {
     expect(agent.records.length + dropped).toBe(1000);
     expect(agent.records.length).toBeLessThanOrEqual(110);
   });
+
+  it("a console another client holds (QEMU serves one at a time): the relay says so once, and relays as soon as that client goes", async () => {
+    const dir = createTempDir('kpc');
+    cleanups.push(() => dir.cleanup());
+    const path = dir.socket('console');
+    // QEMU's chardev, as char-socket.c has it: while a client is connected it accepts no other;
+    // the next waits in the listen backlog, connected as far as it can tell.
+    const chardev = spawn('python3', ['-c', ONE_CLIENT_AT_A_TIME, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(() => void chardev.kill());
+    const accepted: string[] = [];
+    chardev.stdout.on('data', (d: Buffer) => accepted.push(...d.toString().trim().split('\n')));
+    await until(() => accepted.includes('listening'), 10_000);
+    const holder = net.connect(path); // a debug console left open, say
+    holder.on('error', () => {});
+    cleanups.push(() => void holder.destroy());
+    await until(() => accepted.includes('accepted 1'));
+
+    const agent = recordingLogger();
+    const own = recordingLogger();
+    const relay = new ConsoleRelay({ socketPath: path, agentLog: agent.logger, log: own.logger, retryTimeoutMs: 5000, silentReportMs: 200 });
+    cleanups.push(() => relay.stop());
+    await relay.start();
+    const silent = () => own.records.filter((r) => String(r.msg).startsWith('nothing received from the guest console'));
+    await until(() => silent().length === 1, 5000);
+    expect(silent()[0]).toMatchObject({ level: 40, console: path, silentSeconds: 0.2 });
+    expect(agent.records).toEqual([]);
+
+    holder.destroy();
+    await until(() => agent.records.some((r) => r.msg === 'after the holder left'), 5000);
+    expect(accepted).toContain('accepted 2');
+    expect(silent()).toHaveLength(1);
+  });
+
+  it('a console that speaks is not reported silent', async () => {
+    const { clients, agent, own } = await relayOnConsole({ silentReportMs: 100 });
+    clients[0]!.write('boot line\n');
+    await until(() => agent.records.length === 1);
+    await new Promise((r) => setTimeout(r, 300)); // past the report's time
+    expect(own.records.filter((r) => String(r.msg).startsWith('nothing received'))).toEqual([]);
+  });
 });
+
+/** Listens on argv[1] and serves one client at a time, as QEMU's chardev does; the second is greeted with a line. */
+const ONE_CLIENT_AT_A_TIME = `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(8)
+print('listening', flush=True)
+n = 0
+while True:
+    c, _ = s.accept()
+    n += 1
+    print('accepted', n, flush=True)
+    if n > 1:
+        c.sendall(b'after the holder left\\n')
+    while c.recv(4096):
+        pass
+    c.close()
+`;
