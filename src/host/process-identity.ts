@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or null when
@@ -22,15 +22,25 @@ function statField(pid: number, n: number): string | null {
 }
 
 /**
- * Resolves once process `pid` has let go of its descriptors (gone, or a zombie), or after
- * `timeoutMs`: a process that dies closes its descriptors one after the other.
+ * Resolves once process `pid` has let go of its descriptors, or after `timeoutMs`. A process that
+ * dies closes its descriptors one after the other, and they are shared by all of its threads: its
+ * main thread may be a zombie already while another thread still holds them, and a listen
+ * socket of it still accepts then (test/host/process-identity.test.ts). So: gone, or a zombie
+ * whose other threads are gone too.
  */
 export async function whenExited(pid: number, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const state = statField(pid, 3);
-    if (state === null || state === 'Z' || state === 'X' || Date.now() > deadline) return;
-    await new Promise((r) => setTimeout(r, 10));
+  while (!hasLetGo(pid) && Date.now() <= deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+function hasLetGo(pid: number): boolean {
+  const state = statField(pid, 3);
+  if (state === null) return true;
+  if (state !== 'Z' && state !== 'X') return false;
+  try {
+    return readdirSync(`/proc/${pid}/task`).length <= 1;
+  } catch {
+    return true;
   }
 }
 

@@ -1,0 +1,71 @@
+// whenExited against a real process whose main thread dies first: its other thread still holds
+// the process's descriptors, so its listen socket still accepts while the main thread is a zombie.
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { whenExited } from '../../src/host/process-identity.js';
+import { isLive } from '../../src/proxy/listener.js';
+import { until } from '../helpers/yamux-pair.js';
+import { createTempDir } from '../helpers/tmp.js';
+
+const cc = process.env.CC || 'cc';
+const haveCc = await promisify(execFile)(cc, ['--version']).then(() => true, () => false);
+
+/** Listens on argv[1]; its main thread exits at once, a second thread holds on until stdin closes. */
+const MAIN_THREAD_FIRST = `
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+static void *hold(void *arg) { char c; (void)arg; while (read(0, &c, 1) > 0) {} return NULL; }
+int main(int argc, char **argv) {
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  pthread_t t;
+  if (argc < 2) return 2;
+  strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 8) || pthread_create(&t, NULL, hold, NULL)) return 1;
+  puts("listening");
+  fflush(stdout);
+  pthread_exit(NULL);
+}
+`;
+
+const state = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return null;
+  }
+};
+
+describe.skipIf(!haveCc)('whenExited', () => {
+  it('waits past a zombie main thread until the last thread has let go of the descriptors', async () => {
+    const dir = createTempDir('kppi');
+    try {
+      writeFileSync(dir.file('t.c'), MAIN_THREAD_FIRST);
+      await promisify(execFile)(cc, ['-pthread', '-o', dir.file('t'), dir.file('t.c')]);
+      const sock = dir.socket('listen');
+      const proc = spawn(dir.file('t'), [sock], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await until(() => out.includes('listening'), 10_000);
+      await until(() => state(proc.pid!) === 'Z', 10_000);
+      // The main thread is a zombie, and the socket still accepts: its other thread holds it.
+      expect(await isLive(sock)).toBe(true);
+      let exited = false;
+      const waiting = whenExited(proc.pid!, 30_000).then(() => (exited = true));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(exited).toBe(false);
+      proc.stdin.end(); // the holding thread returns: the process ends
+      await waiting;
+      expect(await isLive(sock)).toBe(false);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
