@@ -44,7 +44,12 @@ function hasLetGo(pid: number): boolean {
   }
 }
 
-/** The process recorded earlier still runs (same pid, same start time). */
+/**
+ * The process recorded earlier still runs (same pid, same start time, not a zombie: a handle
+ * whose parent has not reaped it yet is dead all the same).
+ */
 export function isSameProcess(pid: number, startTime: string): boolean {
-  return processStartTime(pid) === startTime;
+  if (processStartTime(pid) !== startTime) return false;
+  const state = statField(pid, 3);
+  return state !== null && state !== 'Z' && state !== 'X';
 }

@@ -1,10 +1,11 @@
 // whenExited against a real process whose main thread dies first: its other thread still holds
 // the process's descriptors, so its listen socket still accepts while the main thread is a zombie.
+// isSameProcess against a real zombie (a child its parent does not reap).
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { whenExited } from '../../src/host/process-identity.js';
+import { isSameProcess, processStartTime, whenExited } from '../../src/host/process-identity.js';
 import { isLive } from '../../src/proxy/listener.js';
 import { until } from '../helpers/yamux-pair.js';
 import { createTempDir } from '../helpers/tmp.js';
@@ -66,6 +67,27 @@ describe.skipIf(!haveCc)('whenExited', () => {
       expect(await isLive(sock)).toBe(false);
     } finally {
       dir.cleanup();
+    }
+  });
+});
+
+describe('isSameProcess', () => {
+  it('a running process is; once it is a zombie (not reaped yet) it is not, nor is another start time', async () => {
+    // sh starts a child and becomes `sleep`, which never reaps it: the child stays a zombie.
+    const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      let out = '';
+      parent.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await until(() => out.includes('\n'), 10_000);
+      const pid = Number(out.trim());
+      const started = processStartTime(pid)!;
+      expect(isSameProcess(pid, started)).toBe(true);
+      expect(isSameProcess(pid, `${started}1`)).toBe(false);
+      await until(() => state(pid) === 'Z', 10_000);
+      expect(processStartTime(pid)).toBe(started); // still listed, with the same start time
+      expect(isSameProcess(pid, started)).toBe(false);
+    } finally {
+      parent.kill();
     }
   });
 });
