@@ -214,13 +214,14 @@ describe('ConsoleRelay', () => {
     // the next waits in the listen backlog, connected as far as it can tell.
     const chardev = spawn('python3', ['-c', ONE_CLIENT_AT_A_TIME, path], { stdio: ['ignore', 'pipe', 'inherit'] });
     cleanups.push(() => void chardev.kill());
-    const accepted: string[] = [];
-    chardev.stdout.on('data', (d: Buffer) => accepted.push(...d.toString().trim().split('\n')));
-    await until(() => accepted.includes('listening'), 10_000);
+    // Its output is read whole: one print may arrive in several pieces.
+    let said = '';
+    chardev.stdout.on('data', (d: Buffer) => (said += d.toString()));
+    await until(() => said.includes('listening\n'), 10_000);
     const holder = net.connect(path); // a debug console left open, say
     holder.on('error', () => {});
     cleanups.push(() => void holder.destroy());
-    await until(() => accepted.includes('accepted 1'));
+    await until(() => said.includes('accepted 1\n'), 10_000);
 
     const agent = recordingLogger();
     const own = recordingLogger();
@@ -228,13 +229,13 @@ describe('ConsoleRelay', () => {
     cleanups.push(() => relay.stop());
     await relay.start();
     const silent = () => own.records.filter((r) => String(r.msg).startsWith('nothing received from the guest console'));
-    await until(() => silent().length === 1, 5000);
+    await until(() => silent().length === 1, 10_000);
     expect(silent()[0]).toMatchObject({ level: 40, console: path, silentSeconds: 0.2 });
     expect(agent.records).toEqual([]);
 
     holder.destroy();
-    await until(() => agent.records.some((r) => r.msg === 'after the holder left'), 5000);
-    expect(accepted).toContain('accepted 2');
+    await until(() => agent.records.some((r) => r.msg === 'after the holder left'), 10_000);
+    await until(() => said.includes('accepted 2\n'), 10_000); // the relay's was the second connection it served
     expect(silent()).toHaveLength(1);
   });
 
