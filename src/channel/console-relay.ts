@@ -137,10 +137,7 @@ export class ConsoleRelay {
 
   /** Handed over: lets go of the connection (its new owner reads it) and stops. */
   release(): void {
-    this.abort.abort();
-    if (this.reportTimer) clearInterval(this.reportTimer);
-    if (this.heldTimer) clearTimeout(this.heldTimer);
-    this.unwatchSilence();
+    this.end();
     this.lastPassed.drop();
     const socket = this.socket;
     this.socket = null;
@@ -172,13 +169,18 @@ export class ConsoleRelay {
   }
 
   stop(): void {
-    this.abort.abort();
+    this.end();
     this.socket?.destroy();
+    if (this.lastPassed.drop()) this.countPassed(1, this.options.shedding ? 'log' : 'rate');
+    this.reportDropped();
+  }
+
+  /** Stops the relay's loop and its timers (stop, release). */
+  private end(): void {
+    this.abort.abort();
     if (this.reportTimer) clearInterval(this.reportTimer);
     if (this.heldTimer) clearTimeout(this.heldTimer);
     this.unwatchSilence();
-    if (this.lastPassed.drop()) this.countPassed(1, this.options.shedding ? 'log' : 'rate');
-    this.reportDropped();
   }
 
   /** `adopted`: the first connection was another process's, which has read from it already. */

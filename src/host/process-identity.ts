@@ -5,11 +5,16 @@ import { readdirSync, readFileSync } from 'node:fs';
  * there is no such process. With the pid it names one process even across pid reuse.
  */
 export function processStartTime(pid: number): string | null {
-  return statField(pid, 22);
+  return statFields(pid)?.[22 - 3] ?? null;
 }
 
-/** Field `n` (from 1) of /proc/PID/stat, or null when there is no such process. */
-function statField(pid: number, n: number): string | null {
+/** A process's state (field 3 of /proc/PID/stat: R, S, D, Z...), or null when there is no such process. */
+export function processState(pid: number): string | null {
+  return statFields(pid)?.[0] ?? null;
+}
+
+/** Fields 3 on of /proc/PID/stat, or null when there is no such process. */
+function statFields(pid: number): string[] | null {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -17,9 +22,11 @@ function statField(pid: number, n: number): string | null {
     return null;
   }
   // Field 2 (comm) is in parentheses and may hold spaces or ')': count from the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields[n - 3] ?? null;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
+
+/** A zombie (exited, not reaped yet) or being reaped. */
+const isDead = (state: string | undefined): boolean => state === 'Z' || state === 'X';
 
 /**
  * Resolves once process `pid` has let go of its descriptors, or after `timeoutMs`. A process that
@@ -34,9 +41,9 @@ export async function whenExited(pid: number, timeoutMs = 5000): Promise<void> {
 }
 
 function hasLetGo(pid: number): boolean {
-  const state = statField(pid, 3);
+  const state = processState(pid);
   if (state === null) return true;
-  if (state !== 'Z' && state !== 'X') return false;
+  if (!isDead(state)) return false;
   try {
     return readdirSync(`/proc/${pid}/task`).length <= 1;
   } catch {
@@ -49,7 +56,6 @@ function hasLetGo(pid: number): boolean {
  * whose parent has not reaped it yet is dead all the same).
  */
 export function isSameProcess(pid: number, startTime: string): boolean {
-  if (processStartTime(pid) !== startTime) return false;
-  const state = statField(pid, 3);
-  return state !== null && state !== 'Z' && state !== 'X';
+  const fields = statFields(pid);
+  return fields !== null && fields[22 - 3] === startTime && !isDead(fields[0]);
 }

@@ -12,7 +12,7 @@ import { perTest } from '../helpers/per-test.js';
 
 const { cleanups } = perTest();
 
-/** A console socket like QEMU's chardev: one client at a time; returns the connected client. */
+/** A console socket that accepts every client (QEMU's serves one at a time: ONE_CLIENT_AT_A_TIME); returns them. */
 async function consoleServer(path: string) {
   const clients: net.Socket[] = [];
   const server = net.createServer((s) => {

@@ -2,10 +2,10 @@
 // the process's descriptors, so its listen socket still accepts while the main thread is a zombie.
 // isSameProcess against a real zombie (a child its parent does not reap).
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { isSameProcess, processStartTime, whenExited } from '../../src/host/process-identity.js';
+import { isSameProcess, processStartTime, processState, whenExited } from '../../src/host/process-identity.js';
 import { isLive } from '../../src/proxy/listener.js';
 import { until } from '../helpers/yamux-pair.js';
 import { createTempDir } from '../helpers/tmp.js';
@@ -35,15 +35,6 @@ int main(int argc, char **argv) {
 }
 `;
 
-const state = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return null;
-  }
-};
-
 describe.skipIf(!haveCc)('whenExited', () => {
   it('waits past a zombie main thread until the last thread has let go of the descriptors', async () => {
     const dir = createTempDir('kppi');
@@ -55,7 +46,7 @@ describe.skipIf(!haveCc)('whenExited', () => {
       let out = '';
       proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
       await until(() => out.includes('listening'), 10_000);
-      await until(() => state(proc.pid!) === 'Z', 10_000);
+      await until(() => processState(proc.pid!) === 'Z', 10_000);
       // The main thread is a zombie, and the socket still accepts: its other thread holds it.
       expect(await isLive(sock)).toBe(true);
       let exited = false;
@@ -83,7 +74,7 @@ describe('isSameProcess', () => {
       const started = processStartTime(pid)!;
       expect(isSameProcess(pid, started)).toBe(true);
       expect(isSameProcess(pid, `${started}1`)).toBe(false);
-      await until(() => state(pid) === 'Z', 10_000);
+      await until(() => processState(pid) === 'Z', 10_000);
       expect(processStartTime(pid)).toBe(started); // still listed, with the same start time
       expect(isSameProcess(pid, started)).toBe(false);
     } finally {
