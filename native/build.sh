@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds dist/native/kata-proxy-handle and dist/native/malloc-trim.node (npm run build, after tsc;
+# Builds dist/native/kata-proxy-handle and dist/native/host-addon.node (npm run build, after tsc;
 # the npm package's install step), and puts bin/kata-proxy-hosted in place: a copy of the handle,
 # which the runtime then starts without a shell (~1 ms of CPU per pod start), or, without a C
 # compiler, native/kata-proxy-hosted.sh, which holds each pod with the Node handle instead (it
@@ -23,19 +23,20 @@ put_hosted() {
   cp "$1" "$hosted.tmp" && mv "$hosted.tmp" "$hosted"
 }
 mkdir -p dist/native
-rm -f "$out" dist/native/malloc-trim.node
+rm -f "$out" dist/native/host-addon.node
 if [ -z "$cc" ]; then
   echo "kata-proxy: no C compiler (cc, gcc, clang or \$CC): host mode will hold each pod with a Node process instead of $out" >&2
   put_hosted native/kata-proxy-hosted.sh
   exit 0
 fi
 
-# The host's heap trimmer: a shared object loaded into node, so linked against the node's own libc
-# (glibc), never musl. Without it a host keeps what busy pods fragmented of its C heap.
-if ! $cc -O2 -Wall -Wextra -shared -fPIC -o dist/native/malloc-trim.node.tmp native/malloc-trim.c; then
-  echo "kata-proxy: cannot build dist/native/malloc-trim.node: the host will not give back the C heap busy pods leave" >&2
+# The host's add-on (heap trim, dup): a shared object loaded into node, so linked against the node's
+# own libc (glibc), never musl. Without it a host keeps what busy pods fragmented of its C heap, and
+# runs every pod on its main thread.
+if ! $cc -O2 -Wall -Wextra -shared -fPIC -o dist/native/host-addon.node.tmp native/host-addon.c; then
+  echo "kata-proxy: cannot build dist/native/host-addon.node: the host will not give back the C heap busy pods leave, and runs every pod on one thread" >&2
 else
-  mv dist/native/malloc-trim.node.tmp dist/native/malloc-trim.node
+  mv dist/native/host-addon.node.tmp dist/native/host-addon.node
 fi
 
 flags="-O2 -Wall -Wextra -s"

@@ -55,7 +55,7 @@ mv "$work/prefix/lib/node_modules/kata-proxy" "$lib"
 # What a package must not lack: the handle (else every pod costs a Node process) and add-ons that
 # load (else Type=notify units never become ready).
 [ -x "$lib/dist/native/kata-proxy-handle" ] || fail "the native handle was not built (no C compiler?)"
-[ -f "$lib/dist/native/malloc-trim.node" ] || fail "the heap trimmer add-on was not built (no C compiler?)"
+[ -f "$lib/dist/native/host-addon.node" ] || fail "the heap trimmer add-on was not built (no C compiler?)"
 (cd "$lib" && "$node" -e 'require("sd-notify"); require("modern-syslog")') || fail "sd-notify or modern-syslog does not load"
 
 # Only what runs: not the handle's C source; of the dependencies, not their tests, docs,
@@ -72,7 +72,7 @@ find "$modules" -path '*/build/*' -type f ! -regex '.*/build/Release/[^/]*\.node
 find "$modules" -path '*/prebuilds/*' -type f ! -path '*/prebuilds/linux-x64/*glibc*' -delete
 find "$modules" -depth -type d -empty -delete
 find "$modules" -name '*.node' -exec strip --strip-unneeded {} + -exec chmod 0644 {} +
-strip --strip-unneeded "$lib/dist/native/malloc-trim.node" && chmod 0644 "$lib/dist/native/malloc-trim.node"
+strip --strip-unneeded "$lib/dist/native/host-addon.node" && chmod 0644 "$lib/dist/native/host-addon.node"
 mv "$lib/README.md" "$doc/README.md"
 mv "$lib/systemd/SECURITY.txt" "$doc/SECURITY.txt"
 

@@ -25,9 +25,11 @@ try {
 }
 rmSync(outDir, { recursive: true, force: true });
 const entry = join(root, 'dist', 'src', 'cli', 'main.js');
+// A host's pod threads start from a file of their own (src/host/threads/pod-thread-link.ts finds it beside its chunk).
+const podThread = join(root, 'dist', 'src', 'host', 'threads', 'pod-thread.js');
 const startPath = staticGraph(entry);
 await build({
-  input: entry,
+  input: { 'kata-proxy': entry, 'pod-thread': podThread },
   platform: 'node',
   plugins: [leanDependencies],
   external: (id) => id.startsWith('node:') || NATIVE.some((n) => id === n || id.startsWith(`${n}/`) || id.startsWith('@serialport/')),
@@ -35,7 +37,7 @@ await build({
   output: {
     dir: outDir,
     format: 'cjs',
-    entryFileNames: 'kata-proxy.cjs',
+    entryFileNames: '[name].cjs',
     chunkFileNames: '[name].cjs',
     // One chunk for the start-up path (with pino and commander); what loads later keeps its own.
     codeSplitting: { groups: [{ name: 'start', test: (id) => startPath.has(id) || id.includes('/node_modules/') }] },

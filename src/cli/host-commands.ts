@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
 import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
 import { formatMode, parsePodId, podConfigFromJson } from '../proxy/pod-settings.js';
@@ -20,6 +21,14 @@ const DEFAULT_POD_SLICE_MS = 0.5;
 const DEFAULT_POD_CONN_RATE = 100;
 import { parseSocketArg } from './socket-arg.js';
 
+/**
+ * One pod thread per core, four at most: each costs a few MiB whatever its pods, and beyond the
+ * cores more threads only take turns.
+ */
+function defaultPodThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
+}
+
 /** `kata-proxy host` and the `kata-proxy pod add|rm|ls|show` client. */
 export function addHostCommands(program: Command, done: (r: ParsedCommand) => void): void {
   const host = program
@@ -34,6 +43,11 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
     )
     .addOption(
       new Option('--pod-slice <ms>', "each pod's share of an event-loop turn for its reads (0: unpaced)").default(DEFAULT_POD_SLICE_MS).argParser(nonNegative),
+    )
+    .addOption(
+      new Option('--pod-threads <n>', 'threads that run the pods (a busy pod delays only the pods of its thread); 0: every pod on the main thread')
+        .default(defaultPodThreads())
+        .argParser(nonNegative),
     )
     .addOption(
       new Option('--pod-conn-rate <n>', 'new connections per second each pod serves at most, over a burst of 2 s worth; the rest wait their turn (0: unlimited)')
@@ -54,6 +68,7 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         podLogRate: opts.podLogRate as number,
         podSliceMs: opts.podSlice as number,
         podConnRate: opts.podConnRate as number,
+        podThreads: Math.floor(opts.podThreads as number),
       },
     }),
   );

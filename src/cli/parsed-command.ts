@@ -37,6 +37,8 @@ export interface HostOptions {
   podSliceMs: number;
   /** New connections per second each pod serves at most (0: unlimited). */
   podConnRate: number;
+  /** Threads that run the pods (0: the main thread). */
+  podThreads: number;
 }
 
 /** `pod add|rm|ls|show`; controlSocket unset: $KATA_PROXY_CONTROL_SOCKET or the default. */

@@ -42,6 +42,7 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
     stateFile,
     onChange: status,
     turnSliceMs: options.podSliceMs,
+    podThreads: { count: options.podThreads, log: { level: options.logLevel, format: options.logFormat } },
     ...(options.podLogRate > 0 ? { consoleRateCap: { perSecond: options.podLogRate, burst: options.podLogRate * 10 } } : {}),
     ...(options.podConnRate > 0 ? { connectionRate: { perSecond: options.podConnRate, burst: options.podConnRate * 2, maxWaiting: MAX_WAITING_CLIENTS } } : {}),
   });
@@ -145,7 +146,7 @@ async function handOverRest(host: Host, successor: Successor, log: Loggers['prox
       if (result.result === 'stayed') reasons.set(id, result.reason);
     }
     try {
-      successor.send({ t: 'remaining', pods: host.remainingPods(reasons) });
+      successor.send({ t: 'remaining', pods: await host.remainingPods(reasons) });
     } catch {
       // gone: the loop ends
     }

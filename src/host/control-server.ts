@@ -104,11 +104,11 @@ async function route(registry: PodRegistry, operations: HostOperations, req: htt
   if (url.pathname === '/pods') {
     allow(method, readCommandLine ? ['GET', 'POST'] : ['GET']);
     if (method === 'POST') return registerPosted(registry, readCommandLine!, url, req, res);
-    return sendJson(res, 200, { pods: registry.list() });
+    return sendJson(res, 200, { pods: await registry.list() });
   }
   if (url.pathname === '/metrics') {
     allow(method, ['GET']);
-    const text = renderMetrics(registry.list());
+    const text = renderMetrics(await registry.list());
     res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
     return;
@@ -122,7 +122,7 @@ async function route(registry: PodRegistry, operations: HostOperations, req: htt
   }
   allow(method, ['GET', 'PUT', 'DELETE']);
   if (method === 'GET') {
-    const pod = registry.get(id);
+    const pod = await registry.get(id);
     if (!pod) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
     return sendJson(res, 200, pod);
   }

@@ -62,7 +62,8 @@ export type ToSuccessor =
 
 /** From the successor back. */
 export type FromSuccessor =
-  | { t: 'accept' }
+  /** `inodes`: of each descriptor it inherited, in order (-1: none there). */
+  | { t: 'accept'; inodes: number[] }
   | { t: 'refuse'; reason: string }
   | { t: 'took'; id: string }
   | { t: 'failed'; id: string; reason: string }

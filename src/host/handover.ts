@@ -3,12 +3,14 @@
 // make it systemd's main process and step aside.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { realpathSync } from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import type { Logger } from 'pino';
-import { restartReading } from '../channel/socket-handover.js';
 import type { SystemdNotifier } from '../systemd/notify.js';
 import { HostError } from './host-error.js';
+import { loadHostAddon } from './host-addon.js';
 import type { Host, HandoverItem } from './host.js';
+import { fdOf, inodeOf, type CapturedHandle } from './hosted-pod.js';
+import { closeQuietly } from './threads/pod-thread-link.js';
 import { FIRST_INHERITED_FD, FORMATS, HANDOVER_ENV, type FromSuccessor, type PodMessage, type ToSuccessor } from './handover-protocol.js';
 import type { PodRecord } from './state-file.js';
 
@@ -65,13 +67,20 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
   const stepMs = options.stepTimeoutMs ?? 15_000;
   host.setReloading(true);
   notifier.reloading();
-  const successor = Successor.spawn(log, host.sockets());
+  const sockets = await host.socketFds();
+  let successor: Successor;
+  try {
+    successor = Successor.spawn(log, sockets.fds);
+  } finally {
+    sockets.done();
+  }
   log.info({ successorPid: successor.pid, program: successor.program }, 'reload: the new version is starting');
   const moved: PodRecord[] = [];
   try {
     successor.send({ t: 'offer', formats: FORMATS, inherited: successor.inheritedCount });
     const answer = await successor.next(['accept', 'refuse'], stepMs);
     if (answer.t === 'refuse') throw new HostError(422, 'reload-refused', `the new version refused the reload: ${answer.reason}`);
+    successor.inheritedAs(answer.inodes);
     const accepted = Date.now();
     let waiting = host.ids();
     const stayed = new Map<string, string>();
@@ -109,7 +118,7 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     (options.control as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
     options.control.removeAllListeners('connection');
     options.control.on('connection', (socket: net.Socket) => successor.late(null, socket));
-    successor.send({ t: 'done', moved: moved.length, remaining: host.remainingPods(stayed) });
+    successor.send({ t: 'done', moved: moved.length, remaining: await host.remainingPods(stayed) });
     await successor.next(['serving'], stepMs);
     successor.inheritedClosed();
     notifier.mainPid(successor.pid);
@@ -164,8 +173,6 @@ export class Successor {
   private constructor(
     readonly proc: ChildProcess,
     readonly program: string,
-    /** The sockets it inherited at its start, by the descriptor it has them as (until it closes the unused ones). */
-    private inherited: Map<net.Socket | net.Server, number>,
     readonly inheritedCount: number,
   ) {
     proc.on('message', (m: FromSuccessor) => {
@@ -183,11 +190,17 @@ export class Successor {
   }
 
   /**
-   * The program now installed at our path (a symlink followed again), with our arguments. It
-   * inherits every socket of `sockets` at its start: a pod then moves with one message instead
-   * of one round trip per socket (the IPC channel passes one descriptor per message).
+   * The sockets it inherited at its start, by inode (a socket's identity while it is open), as the
+   * descriptor it has them as; until it closes the ones no pod took.
    */
-  static spawn(log: Logger, sockets: (net.Socket | net.Server)[]): Successor {
+  private inherited = new Map<number, number>();
+
+  /**
+   * The program now installed at our path (a symlink followed again), with our arguments. It
+   * inherits the descriptors `fds` at its start: a pod then moves with one message instead of one
+   * round trip per socket (the IPC channel passes one descriptor per message).
+   */
+  static spawn(log: Logger, fds: number[]): Successor {
     const script = realpathSync(process.argv[1]!);
     const env: NodeJS.ProcessEnv = { ...process.env, [HANDOVER_ENV]: '1' };
     // The watchdog belongs to whichever process is main: the new one, once it is.
@@ -195,20 +208,18 @@ export class Successor {
     delete env.LISTEN_PID;
     delete env.LISTEN_FDS;
     delete env.LISTEN_FDNAMES;
-    const live = sockets.filter((s) => (s as { _handle?: unknown })._handle);
-    const wasReading = live.map((s) => (s as unknown as { _handle: { reading?: boolean } })._handle.reading === true);
-    // Node stops reading a stream it passes as stdio and pauses it: it is given the handle alone,
-    // and reading resumes below, in the same tick (nothing is read meanwhile).
-    const stdio = live.map((s) => ({ _handle: (s as unknown as { _handle: unknown })._handle, pause() {}, _readableState: {} }));
+    // Descriptors as numbers: the child gets copies, and nothing of the sockets here changes.
     const proc = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(stdio as unknown as 'pipe'[])],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds],
       env,
     });
-    live.forEach((s, i) => {
-      if (wasReading[i]) restartReading(s as net.Socket);
-    });
     proc.on('error', (err) => log.error({ err: err.message }, 'reload: cannot start the new version'));
-    return new Successor(proc, script, new Map(live.map((s, i) => [s, FIRST_INHERITED_FD + i])), live.length);
+    return new Successor(proc, script, fds.length);
+  }
+
+  /** What the new process found at each descriptor it inherited (it tells, so no socket is mistaken for another). */
+  inheritedAs(inodes: number[]): void {
+    this.inherited = new Map(inodes.map((ino, i) => [ino, FIRST_INHERITED_FD + i] as const).filter(([ino]) => ino >= 0));
   }
 
   /** The new process closed the descriptors it did not use: from now on every socket goes by message. */
@@ -220,15 +231,15 @@ export class Successor {
     return this.proc.pid ?? 0;
   }
 
-  send(message: ToSuccessor, handle?: net.Socket | net.Server): void {
+  send(message: ToSuccessor, handle?: net.Socket | net.Server, keepOpen = true): void {
     if (this.dead || !this.proc.connected) throw this.dead ?? new Error('the new process is not connected');
     // keepOpen: this process keeps its descriptor until the pod is committed (or resumed).
-    this.proc.send(message, handle as net.Socket, { keepOpen: true });
+    this.proc.send(message, handle as net.Socket, { keepOpen });
   }
 
   /** Sends one pod; true once the new process runs it (then it is committed). */
   async takePod(item: HandoverItem, timeoutMs: number): Promise<boolean> {
-    const handles = [...(item.capture?.handles ?? [])];
+    const handles: CapturedHandle[] = [...(item.capture?.handles ?? [])];
     const pod: PodMessage = {
       id: item.id,
       config: item.config,
@@ -237,11 +248,11 @@ export class Successor {
       ...(item.capture ? { state: item.capture.state } : {}),
       fds: [],
     };
-    if (item.link) pod.link = handles.push(item.link) - 1;
-    pod.fds = handles.map((h) => this.inherited.get(h) ?? null);
+    if (item.link) pod.link = handles.push({ fd: fdOf(item.link), ino: inodeOf(fdOf(item.link)), object: item.link }) - 1;
+    pod.fds = handles.map((h) => this.inherited.get(h.ino) ?? null);
     try {
       handles.forEach((h, index) => {
-        if (pod.fds[index] === null) this.send({ t: 'handle', id: item.id, index }, h);
+        if (pod.fds[index] === null) this.sendHandle({ t: 'handle', id: item.id, index }, h);
       });
       this.send({ t: 'pod', pod });
       const answer = await this.next(['took', 'failed'], timeoutMs, item.id);
@@ -252,6 +263,24 @@ export class Successor {
       this.kill();
       return false;
     }
+  }
+
+  /**
+   * A socket accepted since the new process started. A pod thread's goes as a copy, which this
+   * thread closes once sent: the thread keeps its own until the pod is committed.
+   */
+  private sendHandle(message: ToSuccessor, h: CapturedHandle): void {
+    if (h.object) return this.send(message, h.object);
+    const copy = loadHostAddon().dup?.(h.fd) ?? -1;
+    if (copy < 0) throw new Error(`cannot pass descriptor ${h.fd} on (no dup)`);
+    let socket: net.Socket;
+    try {
+      socket = new net.Socket({ fd: copy, readable: false, writable: false });
+    } catch (err) {
+      closeQuietly(copy);
+      throw err;
+    }
+    this.send(message, socket, false);
   }
 
   /** A client this process accepted after its pod moved (id null: on the control socket). */

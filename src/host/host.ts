@@ -1,16 +1,20 @@
-import type net from 'node:net';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { READ_BYTES } from '../channel/console-relay.js';
-import type { Loggers } from '../log/logger.js';
-import type { ConnectionRate } from '../proxy/connection-admission.js';
+import type { LogFormat, Loggers, LogLevel } from '../log/logger.js';
 import { ListenSocketError, removeStaleSocket } from '../proxy/listener.js';
 import { Pod, type PodEnd, type PodOptions } from '../proxy/pod.js';
-import { capturePod, type PodCapture } from '../proxy/pod-handover.js';
-import { podSettingsOf, sameConfig, type PodConfig } from '../proxy/pod-settings.js';
+import { adoptPod, handleFromFd, type Handle, type PodState } from '../proxy/pod-handover.js';
+import { sameConfig, type PodConfig } from '../proxy/pod-settings.js';
 import { HostError } from './host-error.js';
-import { loadHeapTrim } from './heap-trim.js';
+import { loadHostAddon, type Dup } from './host-addon.js';
+import { fdOf, LocalPod, type HostedCapture, type HostedPod } from './hosted-pod.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
+import { hostPodOptions, type HostPodDefaults } from './pod-options.js';
+import { PodThreads } from './threads/pod-threads.js';
+import { ThreadPod } from './threads/thread-pod.js';
+import { closeQuietly } from './threads/pod-thread-link.js';
 import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
 import { isSameProcess, processStartTime, whenExited } from './process-identity.js';
 import type { RemainingPod } from './handover-protocol.js';
@@ -35,7 +39,7 @@ export interface HandoverItem {
   handle?: HandleRecord;
   end?: PodEnd;
   /** The live pod's state and sockets; absent for a pod that already ended. */
-  capture?: PodCapture;
+  capture?: HostedCapture;
   /** The attached handle's connection. */
   link?: net.Socket;
 }
@@ -47,7 +51,7 @@ interface Entry {
   id: string;
   config: PodConfig;
   /** Null for a pod restored from the state file as already ended. */
-  pod: Pod | null;
+  pod: HostedPod | null;
   end?: PodEnd;
   handle?: HandleRecord;
   link?: AttachLink;
@@ -55,7 +59,7 @@ interface Entry {
   record?: PodRecord;
 }
 
-export interface HostOptions {
+export interface HostOptions extends HostPodDefaults {
   loggers: Loggers;
   stateFile?: StateFile;
   openSerial?: (path: string, baudRate: number, timeoutMs: number, signal: AbortSignal) => Promise<Duplex>;
@@ -63,12 +67,11 @@ export interface HostOptions {
   handleCheckMs?: number;
   /** Called after every change of the pod table (for the service's status line). */
   onChange?: (host: Host) => void;
-  /** Each pod's slice of an event-loop turn (PodOptions.turnSliceMs). */
-  turnSliceMs?: number;
-  /** The console rate every pod is held to (PodOptions.consoleRateCap). */
-  consoleRateCap?: { perSecond: number; burst: number };
-  /** The rate of new connections every pod is held to (PodOptions.connectionRate). */
-  connectionRate?: ConnectionRate;
+  /**
+   * Pod threads: pods whose guest is a socket run on these, spread by count (a tty's pod runs on
+   * the main thread). 0 or unset: every pod on the main thread. `log`: how the threads format records.
+   */
+  podThreads?: { count: number; log: { level: LogLevel; format: LogFormat } };
 }
 
 /**
@@ -94,10 +97,15 @@ export class Host {
   private previousPid = 0;
   /** Handles named by a PUT here that have not attached yet: their start time is fresh. */
   private readonly justRegistered = new WeakSet<HandleRecord>();
+  private readonly threads: PodThreads | null;
+  private readonly dup: Dup | null;
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
-    this.reclaimer = this.newReclaimer();
+    const addon = loadHostAddon();
+    this.dup = addon.dup;
+    this.reclaimer = this.newReclaimer(addon.trim, addon.reason);
+    this.threads = this.newThreads();
     this.handleTimer = setInterval(() => this.dropGoneHandles(), options.handleCheckMs ?? 2000);
     this.handleTimer.unref();
   }
@@ -137,9 +145,23 @@ export class Host {
     return this.reloading;
   }
 
-  /** Every socket of every pod and handle link now (a reload passes them to the next host at its start). */
-  sockets(): (net.Socket | net.Server)[] {
-    return [...this.entries.values()].flatMap((e) => [...(e.pod?.sockets() ?? []), ...(e.link?.socket ? [e.link.socket] : [])]);
+  /**
+   * The descriptor of every socket of every pod and handle link now (a reload's next host
+   * inherits them at its start). Copies, for the sockets of pod threads (one may close its own
+   * meanwhile): `done` closes them once the next host has its own.
+   */
+  async socketFds(): Promise<{ fds: number[]; done: () => void }> {
+    const entries = [...this.entries.values()];
+    const perPod = await Promise.all(entries.map((e) => e.pod?.socketFds() ?? []));
+    const copies: number[] = [];
+    const fds = entries.flatMap((e, i) => {
+      const own = perPod[i]!;
+      const theirs = e.pod && e.pod.thread > 0 && this.dup ? own.map((fd) => this.dup!(fd)).filter((fd) => fd >= 0) : own;
+      if (theirs !== own) copies.push(...theirs);
+      const link = e.link?.socket ? fdOf(e.link.socket) : -1;
+      return link >= 0 ? [...theirs, link] : theirs;
+    });
+    return { fds, done: () => copies.forEach(closeQuietly) };
   }
 
   ids(): string[] {
@@ -161,10 +183,10 @@ export class Host {
     return this.serially(id, async (): Promise<HandoverResult> => {
       const entry = this.entries.get(id);
       if (!entry) return { result: 'gone' };
-      let capture: PodCapture | undefined;
+      let capture: HostedCapture | undefined;
       const stopped = performance.now();
       if (entry.pod && !this.ended(entry)) {
-        const c = await capturePod(entry.pod, flushBoundMs);
+        const c = await entry.pod.capture(flushBoundMs);
         if ('refused' in c) return { result: 'stayed', reason: c.refused };
         capture = c;
       }
@@ -186,7 +208,7 @@ export class Host {
       const linkSocket = entry.link?.release?.();
       entry.link = undefined;
       linkSocket?.destroy(); // this process's descriptor only: the handle stays connected
-      for (const client of entry.pod?.release((c) => late(id, c)) ?? []) late(id, client);
+      await entry.pod?.release((c) => late(id, c));
       return { result: 'moved', pausedMs: performance.now() - stopped };
     });
   }
@@ -214,12 +236,43 @@ export class Host {
   }
 
   /** What the successor shows of the pods that stay here, and why each stays (`reasons`, by id). */
-  remainingPods(reasons: ReadonlyMap<string, string>): RemainingPod[] {
-    return [...this.entries.values()].map((e) => ({ record: this.recordOf(e), view: this.view(e), reason: reasons.get(e.id) ?? 'not handed over yet' }));
+  remainingPods(reasons: ReadonlyMap<string, string>): Promise<RemainingPod[]> {
+    return Promise.all([...this.entries.values()].map(async (e) => ({ record: this.recordOf(e), view: await this.view(e), reason: reasons.get(e.id) ?? 'not handed over yet' })));
+  }
+
+  /**
+   * Runs a pod the previous host handed over, on the thread a new pod of its kind would get.
+   * `handles`: its sockets, as objects of this thread, or descriptors inherited at start.
+   */
+  async adoptState(id: string, config: PodConfig, state: PodState, handles: (Handle | number | undefined)[]): Promise<HostedPod> {
+    const pod = this.newPod(id, config);
+    if (!(pod instanceof ThreadPod)) {
+      const objects = handles.map((h, index) => (typeof h === 'number' ? handleFromFd(h, index === state.server) : h));
+      try {
+        return new LocalPod(adoptPod(this.podOptions(id, config), state, objects));
+      } catch (err) {
+        for (const h of objects) closeHandle(h);
+        throw err;
+      }
+    }
+    // A socket that came in a message is this thread's: the pod thread gets a copy of it.
+    const fds = handles.map((h) => {
+      if (h === undefined || typeof h === 'number') return h ?? null;
+      const copy = this.dup!(fdOf(h));
+      closeHandle(h);
+      return copy;
+    });
+    if (fds.some((fd) => fd !== null && fd < 0)) {
+      for (const fd of fds) if (fd !== null && fd >= 0) closeQuietly(fd);
+      throw new Error(`cannot pass the sockets of pod ${id} to its thread`);
+    }
+    // The thread closes them if it cannot run the pod.
+    await pod.adopt(state, fds);
+    return pod;
   }
 
   /** A pod the previous host handed over (see handOver): listed and watched as if created here. */
-  adopt(item: Omit<HandoverItem, 'capture' | 'link'>, pod: Pod | null, link?: AttachLink): void {
+  adopt(item: Omit<HandoverItem, 'capture' | 'link'>, pod: HostedPod | null, link?: AttachLink): void {
     const entry: Entry = {
       id: item.id,
       config: item.config,
@@ -237,25 +290,14 @@ export class Host {
     }
   }
 
-  /** The options a pod of this host runs with (for an adopted pod). */
-  podOptions(id: string, config: PodConfig): PodOptions {
-    const { proxy, agent, writer } = this.options.loggers;
-    // The agent logger is only used by a console relay: no child for pods without one.
-    const loggers: Loggers = { proxy: proxy.child({ sandbox: id }), agent: config.agentLogsSocket ? agent.child({ sandbox: id }) : agent, writer };
-    if (config.logLevel) {
-      loggers.proxy.level = config.logLevel;
-      if (config.agentLogsSocket) loggers.agent.level = config.logLevel;
-    }
-    return {
-      settings: podSettingsOf(config),
-      loggers,
-      logShare: id,
-      consoleReadBuffer: this.consoleReadBuffer,
-      ...(this.options.turnSliceMs !== undefined ? { turnSliceMs: this.options.turnSliceMs } : {}),
-      ...(this.options.consoleRateCap ? { consoleRateCap: this.options.consoleRateCap } : {}),
-      ...(this.options.connectionRate ? { connectionRate: this.options.connectionRate } : {}),
-      ...(this.options.openSerial ? { openSerial: this.options.openSerial } : {}),
-    };
+  /** The options a pod of this host runs with on the main thread. */
+  private podOptions(id: string, config: PodConfig): PodOptions {
+    return hostPodOptions(this.options.loggers, this.options, this.consoleReadBuffer, id, config, this.options.openSerial);
+  }
+
+  /** Pods on each pod thread that runs (by its number), for the host's status. */
+  threadSizes(): Record<number, number> {
+    return this.threads?.sizes() ?? {};
   }
 
   /** A client the previous host accepted after handing this pod over. */
@@ -280,13 +322,14 @@ export class Host {
     return this.entries.size;
   }
 
-  list(): PodView[] {
-    return [...[...this.entries.values()].map((e) => this.view(e)), ...[...this.remaining.values()].map((p) => this.movingView(p))];
+  async list(): Promise<PodView[]> {
+    const own = await Promise.all([...this.entries.values()].map((e) => this.view(e)));
+    return [...own, ...[...this.remaining.values()].map((p) => this.movingView(p))];
   }
 
-  get(id: string): PodDetailView | null {
+  async get(id: string): Promise<PodDetailView | null> {
     const e = this.entries.get(id);
-    if (e) return { ...podDetailView(e.id, e.config, e.pod, e.end), ...this.handleView(e) };
+    if (e) return { ...(await podDetailView(e.id, e.config, e.pod, e.end)), ...this.placeFields(e) };
     const moving = this.remaining.get(id);
     return moving ? { ...this.movingView(moving), session: null, streamDetail: [] } : null;
   }
@@ -349,10 +392,10 @@ export class Host {
       try {
         await entry.pod.whenServing();
       } catch {
-        throw new HostError(502, 'pod-ended', `pod ${id} ended before its session was up`, this.view(entry));
+        throw new HostError(502, 'pod-ended', `pod ${id} ended before its session was up`, await this.view(entry));
       }
     }
-    return { status, pod: this.view(entry) };
+    return { status, pod: await this.view(entry) };
   }
 
   /**
@@ -366,7 +409,7 @@ export class Host {
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
       if (this.reloading && cause !== 'handle gone') throw reloading();
       const end = (await entry.pod?.stop(cause)) ?? entry.end;
-      const view = this.view(entry);
+      const view = await this.view(entry);
       this.entries.delete(id);
       if (end) this.tellHandle(entry, end);
       await this.save().catch((err: Error) => this.log.error({ err: err.message }, 'cannot write the state file'));
@@ -412,21 +455,42 @@ export class Host {
     this.reclaimer.stop();
     for (const e of this.entries.values()) e.link?.close();
     await Promise.all([...this.entries.values()].map((e) => e.pod?.stop('host stopping')));
+    await this.threads?.close();
     await this.options.stateFile?.idle();
   }
 
-  private newReclaimer(): MemoryReclaimer {
-    const heap = loadHeapTrim();
-    if (!heap.trim) this.log.info({ reason: heap.reason }, 'the host collects the memory of ended pods but cannot trim its C heap');
+  private newReclaimer(trim: (() => boolean) | null, reason?: string): MemoryReclaimer {
+    if (!trim) this.log.info({ reason }, 'the host collects the memory of ended pods but cannot trim its C heap');
     const mib = (n: number) => Math.round((n / 1048576) * 100) / 100;
     return new MemoryReclaimer({
-      trim: heap.trim,
+      trim,
       onReclaimed: (r) => this.log.debug({ rssBeforeMiB: mib(r.rssBefore), rssAfterMiB: mib(r.rssAfter), trimMs: Math.round(r.trimMs * 10) / 10 }, 'memory of ended pods given back'),
     });
   }
 
-  private newPod(id: string, config: PodConfig): Pod {
-    return new Pod(this.podOptions(id, config));
+  private newThreads(): PodThreads | null {
+    const wanted = this.options.podThreads;
+    if (!wanted || wanted.count <= 0) return null;
+    if (!this.dup) {
+      this.log.warn({ reason: loadHostAddon().reason }, 'every pod runs on the main thread: pod threads need the host add-on');
+      return null;
+    }
+    // Pod threads create listen sockets without setting the umask (only the main thread may, it is
+    // the process's): every file is created owner-only, then given its mode.
+    process.umask(process.umask() | 0o077);
+    const o = this.options;
+    const defaults: HostPodDefaults = {
+      ...(o.turnSliceMs !== undefined ? { turnSliceMs: o.turnSliceMs } : {}),
+      ...(o.consoleRateCap ? { consoleRateCap: o.consoleRateCap } : {}),
+      ...(o.connectionRate ? { connectionRate: o.connectionRate } : {}),
+    };
+    return new PodThreads({ count: wanted.count, setup: { log: wanted.log, defaults }, writer: o.loggers.writer, log: this.log, dup: this.dup });
+  }
+
+  /** A pod of a socket guest goes to a pod thread; a tty's stays here (its module is the main thread's). */
+  private newPod(id: string, config: PodConfig): HostedPod {
+    if (this.threads && !config.muxDevice) return this.threads.pod(id, config);
+    return new LocalPod(new Pod(this.podOptions(id, config)));
   }
 
   private async startPod(entry: Entry): Promise<void> {
@@ -436,7 +500,8 @@ export class Host {
   }
 
   private podEnded(entry: Entry, end: PodEnd): void {
-    this.reclaimer.podEnded();
+    // A pod thread collects its own ended pods.
+    if (entry.pod?.thread === 0) this.reclaimer.podEnded();
     if (this.closing || this.entries.get(entry.id) !== entry) return;
     if (entry.link) {
       this.tellHandle(entry, end);
@@ -475,12 +540,15 @@ export class Host {
     return e.pod === null || e.pod.end !== null;
   }
 
-  private view(e: Entry): PodView {
-    return { ...podView(e.id, e.config, e.pod, e.end), ...this.handleView(e) };
+  private async view(e: Entry): Promise<PodView> {
+    return { ...(await podView(e.id, e.config, e.pod, e.end)), ...this.placeFields(e) };
   }
 
-  private handleView(e: Entry): Pick<PodView, 'handle'> {
-    return e.handle ? { handle: { pid: e.handle.pid, attached: e.link !== undefined } } : {};
+  private placeFields(e: Entry): Pick<PodView, 'handle' | 'thread'> {
+    return {
+      ...(e.handle ? { handle: { pid: e.handle.pid, attached: e.link !== undefined } } : {}),
+      ...(e.pod && e.pod.thread > 0 ? { thread: e.pod.thread } : {}),
+    };
   }
 
   private save(): Promise<void> {
@@ -507,6 +575,11 @@ export class Host {
     });
     return result;
   }
+}
+
+function closeHandle(h: Handle | undefined): void {
+  if (h instanceof net.Server) h.close();
+  else h?.destroy();
 }
 
 function reloading(): HostError {

@@ -1,6 +1,6 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import type { HeapTrim } from './heap-trim.js';
+import type { HeapTrim } from './host-addon.js';
 
 type Collect = () => void;
 
@@ -26,7 +26,7 @@ export interface MemoryUse {
 }
 
 export interface ReclaimerOptions {
-  /** glibc's malloc_trim (dist/native/malloc-trim.node); null: collect only. */
+  /** glibc's malloc_trim (dist/native/host-addon.node); null: collect only. */
   trim: HeapTrim | null;
   onReclaimed?: (r: Reclaimed) => void;
   quietMs?: number;

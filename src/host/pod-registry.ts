@@ -4,8 +4,8 @@ import type { PodDetailView, PodView } from './pod-view.js';
 
 /** What the control socket serves; without the write operations it is read-only (per-pod daemon). */
 export interface PodRegistry {
-  list(): PodView[];
-  get(id: string): PodDetailView | null;
+  list(): Promise<PodView[]>;
+  get(id: string): Promise<PodDetailView | null>;
   put?(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number }): Promise<{ status: 200 | 201; pod: PodView }>;
   remove?(id: string): Promise<PodView>;
   attach?(id: string, pid: number, link: AttachLink): Promise<void>;

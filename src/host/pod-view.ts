@@ -1,6 +1,7 @@
-import type { Pod, PodEnd, PodSnapshot } from '../proxy/pod.js';
+import type { PodEnd, PodSnapshot } from '../proxy/pod.js';
 import type { PodConfig } from '../proxy/pod-settings.js';
 import type { SessionStats, StreamStats } from '../yamux/index.js';
+import type { HostedPod } from './hosted-pod.js';
 
 /** A pod as GET /pods shows it. */
 export interface PodView extends Omit<PodSnapshot, 'state'> {
@@ -9,6 +10,8 @@ export interface PodView extends Omit<PodSnapshot, 'state'> {
   state: PodSnapshot['state'] | 'moving';
   settings: PodConfig;
   handle?: { pid: number; attached: boolean };
+  /** The pod thread that runs it (host mode with pod threads). */
+  thread?: number;
   /** The process that still runs the pod, why it has not moved yet, its counters as of then. */
   moving?: { pid: number; reason: string };
 }
@@ -19,14 +22,16 @@ export interface PodDetailView extends PodView {
   streamDetail: StreamStats[];
 }
 
-export function podView(id: string, settings: PodConfig, pod: Pod | null, end?: PodEnd): PodView {
-  const snap: PodSnapshot = pod?.snapshot() ?? {
+export async function podView(id: string, settings: PodConfig, pod: HostedPod | null, end?: PodEnd): Promise<PodView> {
+  const snap: PodSnapshot = (await pod?.snapshot()) ?? {
     state: 'stopped', clients: 0, streams: 0, bytesIn: 0, bytesOut: 0, uptimeMs: 0, connectionsServed: 0, ...(end ? { end } : {}),
   };
   return { id, ...snap, settings };
 }
 
-export function podDetailView(id: string, settings: PodConfig, pod: Pod | null, end?: PodEnd): PodDetailView {
-  const detail = pod?.detail();
-  return { ...podView(id, settings, pod, end), session: detail?.session ?? null, streamDetail: detail?.streamDetail ?? [] };
+export async function podDetailView(id: string, settings: PodConfig, pod: HostedPod | null, end?: PodEnd): Promise<PodDetailView> {
+  const detail = await pod?.detail();
+  const { session, streamDetail, ...snapshot } = detail ?? { session: null, streamDetail: [] };
+  const view = detail ? { id, ...(snapshot as PodSnapshot), settings } : await podView(id, settings, null, end);
+  return { ...view, session, streamDetail };
 }

@@ -1,11 +1,10 @@
 // The new host's side of a reload (see handover.ts): check that it reads the running host's
 // formats, adopt each pod as it comes, take the control socket, and become the main process.
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { stopReading } from '../channel/socket-handover.js';
-import { LISTENER_OPTIONS } from '../proxy/listener.js';
-import { adoptPod, prepareSocket, type Handle } from '../proxy/pod-handover.js';
+import { handleFromFd, prepareSocket, type Handle } from '../proxy/pod-handover.js';
 import type { Host } from './host.js';
 import { FIRST_INHERITED_FD, refusalOf, type FromSuccessor, type ToSuccessor } from './handover-protocol.js';
 import { socketAttachLink } from './socket-attach-link.js';
@@ -28,7 +27,7 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
   const send = (m: FromSuccessor): void => {
     process.send?.(m);
   };
-  const handles = new Map<string, Handle[]>();
+  const handles = new Map<string, (Handle | number | undefined)[]>();
   let control: net.Server | null = null;
   let mainResolve: (() => void) | null = null;
   const main = new Promise<void>((r) => (mainResolve = r));
@@ -38,7 +37,16 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
   return new Promise((resolve, reject) => {
     const onDisconnect = () => reject(new Error('the running host went away during the reload'));
     process.once('disconnect', onDisconnect);
+    // One message after the other: a pod's adoption (on a pod thread) takes a while, and its late
+    // clients must not overtake it. A socket that came along stops reading at once, though: Node
+    // started reading it on arrival (nothing came in yet: this runs in the same tick). Until the
+    // pod is ours, every byte must stay in the kernel for the running host.
+    let queue = Promise.resolve();
     process.on('message', (m: ToSuccessor, handle?: Handle) => {
+      if (handle instanceof net.Socket && (m.t === 'handle' || m.t === 'late')) stopReading(handle);
+      queue = queue.then(() => onMessage(m, handle));
+    });
+    const onMessage = async (m: ToSuccessor, handle?: Handle): Promise<void> => {
       switch (m.t) {
         case 'offer': {
           const refusal = refusalOf(m.formats);
@@ -50,13 +58,10 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
             return;
           }
           inherited = m.inherited;
-          send({ t: 'accept' });
+          send({ t: 'accept', inodes: Array.from({ length: inherited }, (_, i) => inodeAt(FIRST_INHERITED_FD + i)) });
           return;
         }
         case 'handle': {
-          // Node started reading it on arrival (nothing came in yet: this runs in the same tick).
-          // Until the pod is ours, every byte must stay in the kernel for the running host.
-          if (handle instanceof net.Socket) stopReading(handle);
           const list = handles.get(m.id) ?? [];
           if (handle) list[m.index] = handle;
           handles.set(m.id, list);
@@ -65,20 +70,28 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
         case 'pod': {
           const list = handles.get(m.pod.id) ?? [];
           handles.delete(m.pod.id);
+          const { state, link, ...item } = m.pod;
+          m.pod.fds.forEach((fd, index) => {
+            if (fd === null) return;
+            used.add(fd);
+            list[index] = fd;
+          });
+          // The handle's link stays on this thread, whichever thread runs the pod.
+          let linkSocket: net.Socket | undefined;
+          if (link !== undefined) {
+            const l = list[link];
+            linkSocket = (typeof l === 'number' ? handleFromFd(l, false) : l) as net.Socket | undefined;
+            list[link] = undefined;
+          }
           try {
-            m.pod.fds.forEach((fd, index) => {
-              if (fd === null) return;
-              used.add(fd);
-              list[index] = fromInherited(fd, index === m.pod.state?.server);
-            });
-            const { state, link, ...item } = m.pod;
-            const pod = state ? adoptPod(host.podOptions(item.id, item.config), state, list) : null;
-            const linkSocket = link === undefined ? undefined : list[link];
+            // adoptState closes every socket of the pod if it fails.
+            const pod = state ? await host.adoptState(item.id, item.config, state, list) : null;
             host.adopt(item, pod, linkSocket instanceof net.Socket ? socketAttachLink(prepareSocket(linkSocket)) : undefined);
             send({ t: 'took', id: m.pod.id });
           } catch (err) {
             log.error({ sandbox: m.pod.id, err: (err as Error).message }, 'reload: cannot take this pod; it stays with the running host');
-            for (const h of list) if (h instanceof net.Socket) h.destroy();
+            linkSocket?.destroy();
+            if (!state) for (const h of list) closeHandle(h);
             send({ t: 'failed', id: m.pod.id, reason: (err as Error).message });
           }
           return;
@@ -132,18 +145,21 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
           mainResolve?.();
           return;
       }
-    });
+    };
   });
 }
 
-/** A socket inherited at start, as the object the pod expects; reading starts at adoption. */
-function fromInherited(fd: number, server: boolean): Handle {
-  if (server) return net.createServer(LISTENER_OPTIONS).listen({ fd });
-  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+function inodeAt(fd: number): number {
+  try {
+    return fstatSync(fd).ino;
+  } catch {
+    return -1;
+  }
 }
 
-function closeHandle(h: Handle | undefined): void {
-  if (h instanceof net.Server) h.close();
+function closeHandle(h: Handle | number | undefined): void {
+  if (typeof h === 'number') closeQuietly(h);
+  else if (h instanceof net.Server) h.close();
   else h?.destroy();
 }
 

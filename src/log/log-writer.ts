@@ -8,9 +8,10 @@ export interface Sink {
   /**
    * Takes `data` now if it can without waiting. 'written': taken (the sink may still hold the
    * unwritten tail of a partial write, counted in `held`); 'busy': not taken, `onReady` is called
-   * once it can take more; 'failed': taken and lost (the sink is broken).
+   * once it can take more; 'failed': taken and lost (the sink is broken). `priority` and
+   * `owner` say whose record it is (a sink that passes records on to another writer keeps them).
    */
-  write(data: string | Buffer, severity: number): WriteResult;
+  write(data: string | Buffer, severity: number, priority?: Priority, owner?: string | null): WriteResult;
   /** Bytes taken but not out yet. */
   readonly held: number;
   /** Whether several records may be joined into one write. */
@@ -41,6 +42,7 @@ export interface DropReport {
 interface Entry {
   data: Buffer;
   severity: number;
+  priority: Priority;
   /** The console (pod) whose line this is, when queued under a share of its own. */
   owner: string | null;
 }
@@ -130,13 +132,13 @@ export class LogWriter {
     const owner = priority === 'agent' ? this.admittedOwner : null;
     this.admittedOwner = null;
     if (this.queuedBytes === 0) {
-      const result = this.sink.write(text, severity);
+      const result = this.sink.write(text, severity, priority, owner);
       if (result === 'written') return;
       if (result === 'failed') return this.countDrop('sink error', priority);
     }
     const data = Buffer.from(text); // flat, and its size in bytes is exact
     if (!this.reporting && this.pending + data.length > this.budget) return this.countDrop('sink slow', priority);
-    this.queue.push({ data, severity, owner });
+    this.queue.push({ data, severity, priority, owner });
     this.queuedBytes += data.length;
     if (owner !== null) this.ownerBytes.set(owner, (this.ownerBytes.get(owner) ?? 0) + data.length);
   }
@@ -175,7 +177,7 @@ export class LogWriter {
         }
         if (count > 1) data = Buffer.concat(this.queue.slice(this.head, this.head + count).map((e) => e.data), bytes);
       }
-      const result = this.sink.write(data, first.severity);
+      const result = this.sink.write(data, first.severity, first.priority, first.owner);
       if (result === 'busy') break;
       if (result === 'failed') this.countDrop('sink error', 'proxy', count);
       for (let i = this.head; i < this.head + count; i++) this.release(this.queue[i]!);

@@ -19,6 +19,8 @@ export interface LoggerOptions {
   stderr?: { write(line: string): unknown };
   /** Syslog socket to require (tests); default /dev/log. */
   syslogSocket?: string;
+  /** Where records go instead of `sink` (a host's pod thread: to the main thread's writer). */
+  to?: Sink;
 }
 
 /** The daemon's loggers: records from the proxy itself and records relayed from the guest. */
@@ -34,6 +36,7 @@ export interface Loggers {
  * /dev/null, as under the Kata runtime). `warning` says why syslog was not possible.
  */
 function createLogWriter(options: LoggerOptions): { writer: LogWriter; warning?: string } {
+  if (options.to) return { writer: new LogWriter(options.to) };
   const stderr = () => (options.stderr ? functionSink(options.stderr) : new FdSink(2));
   const wantSyslog = options.sink === 'syslog' || (options.sink === 'auto' && stderrIsDevNull());
   if (!wantSyslog) return { writer: new LogWriter(stderr()) };

@@ -7,6 +7,7 @@ import { reopenSerialChannel } from '../channel/serial.js';
 import { resumeReading, unreadBytes, whenFlushed } from '../channel/socket-handover.js';
 import { checkSnapshot, type GoAwayCode, type SessionSnapshot } from '../yamux/index.js';
 import type { ConsoleRelayState } from '../channel/console-relay.js';
+import { LISTENER_OPTIONS } from './listener.js';
 import { Pod, type PodOptions, type PodParts } from './pod.js';
 
 /** Bumped on any change the previous reader would misread; readers refuse versions they do not know. */
@@ -150,4 +151,13 @@ function reopenedDevice(options: PodOptions, unread: string): Duplex {
   const port = reopenSerialChannel(device.path, device.baudRate);
   if (unread) port.unshift(Buffer.from(unread, 'base64'));
   return port;
+}
+
+/**
+ * A descriptor this thread now owns (inherited at start, or passed from another thread), as the
+ * object the pod expects; a socket starts reading at once, its pod takes it in the same turn.
+ */
+export function handleFromFd(fd: number, server: boolean): Handle {
+  if (server) return net.createServer(LISTENER_OPTIONS).listen({ fd });
+  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
 }

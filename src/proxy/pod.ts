@@ -10,7 +10,7 @@ import type { SessionStats, StreamStats } from '../yamux/index.js';
 import type { ConnectionRate } from './connection-admission.js';
 import { containEmitter, runAs, type FaultOwner } from './containment.js';
 import type { ProxyDiagnostics } from './diagnostics.js';
-import { LISTENER_OPTIONS, listenOnFd, listenOnPath } from './listener.js';
+import { LISTENER_OPTIONS, listenDetached, listenOnFd, listenOnPath } from './listener.js';
 import type { PodSettings } from './pod-settings.js';
 import { Proxy, type ProxyEnd, type ProxyParts } from './proxy.js';
 import { TurnPacer } from './turn-pacer.js';
@@ -77,6 +77,11 @@ export interface PodOptions {
   connectionRate?: ConnectionRate;
   /** A read buffer the consoles of many pods share (ConsoleRelayOptions.readBuffer). */
   consoleReadBuffer?: Buffer;
+  /**
+   * On a worker thread: dup(), to serve the listen socket from a copy that Node never removes the
+   * path of when the thread ends (listener.ts, listenDetached); the pod removes it when it ends.
+   */
+  detachListenPath?: (fd: number) => number;
 }
 
 /**
@@ -90,7 +95,10 @@ export interface PodOptions {
 export class Pod extends EventEmitter implements FaultOwner {
   private readonly log: Logger;
   private createdAt = Date.now();
-  /** The listen socket's inode when it came from another process (its path is ours to remove). */
+  /**
+   * The listen socket's inode when Node would not remove its path on close (it came from another
+   * process, or was detached): its path is ours to remove.
+   */
   private adoptedInode: number | null = null;
   private server: net.Server | null = null;
   private proxy: Proxy | null = null;
@@ -137,7 +145,12 @@ export class Pod extends EventEmitter implements FaultOwner {
     const hold = (client: net.Socket) => early.push(client);
     server.on('connection', hold);
     try {
-      await (s.inheritedFd !== undefined ? listenOnFd(s.inheritedFd, server) : listenOnPath(s.listenSocket, s.listenMode, server));
+      const detach = this.options.detachListenPath;
+      if (s.inheritedFd !== undefined) await listenOnFd(s.inheritedFd, server);
+      else if (detach) {
+        await listenDetached(s.listenSocket, s.listenMode, detach, server);
+        this.adoptedInode = lstatSync(s.listenSocket).ino;
+      } else await listenOnPath(s.listenSocket, s.listenMode, server);
     } catch (err) {
       this.finalize({ reason: 'failed', error: (err as Error).message, status: 1 });
       throw err;

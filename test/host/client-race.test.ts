@@ -75,9 +75,11 @@ async function round(h: InProcessHost, id: string, guest: RunningGuest, end: End
   await h.host.remove(id).catch(() => {}); // a pod whose guest went stays listed, ended
 }
 
-describe.each(GUESTS.filter((g) => g.available))('clients racing a pod\'s end, with $name', (kind) => {
+const CASES = GUESTS.filter((g) => g.available).flatMap((g) => [0, 2].map((threads) => ({ ...g, threads, where: threads ? `${threads} pod threads` : 'the main thread' })));
+
+describe.each(CASES)('clients racing a pod\'s end, with $name, pods on $where', (kind) => {
   it(`${ROUNDS} pods ended while ${CLIENTS} clients connect: every client is answered or closed within ${ANSWER_MS} ms`, async () => {
-    const h = await inProcessHost(t.tmp);
+    const h = await inProcessHost(t.tmp, kind.threads);
     t.cleanups.push(() => h.close());
     const outcomes: Outcome[] = [];
     for (let i = 0; i < ROUNDS; i++) {
@@ -91,6 +93,6 @@ describe.each(GUESTS.filter((g) => g.available))('clients racing a pod\'s end, w
     expect(outcomes.length).toBeGreaterThan(ROUNDS * CLIENTS);
     expect(count('answered')).toBeGreaterThan(0);
     expect(count('answered') + count('eof') + count('error')).toBeGreaterThan(ROUNDS * CLIENTS);
-    expect(h.host.list()).toEqual([]);
+    expect(await h.host.list()).toEqual([]);
   }, 240_000);
 });

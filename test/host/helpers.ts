@@ -57,12 +57,15 @@ export interface InProcessHost {
   close(): Promise<void>;
 }
 
-/** A Host and its control server in this process; log records (JSON) are kept in `records`. */
-export async function inProcessHost(dir: TempDir): Promise<InProcessHost> {
+/**
+ * A Host and its control server in this process; log records (JSON) are kept in `records`.
+ * `podThreads`: pods on that many threads (0: on this thread).
+ */
+export async function inProcessHost(dir: TempDir, podThreads = 0): Promise<InProcessHost> {
   const records: string[] = [];
   const loggers = createLoggers({ level: 'info', format: 'json', sink: 'stderr', stderr: { write: (l: string) => records.push(l) } });
   const stateFile = dir.file('pods.json');
-  const host = new Host({ loggers, stateFile: new StateFile(stateFile), handleCheckMs: 200 });
+  const host = new Host({ loggers, stateFile: new StateFile(stateFile), handleCheckMs: 200, podThreads: { count: podThreads, log: { level: 'info', format: 'json' } } });
   const socket = dir.socket('host');
   const server: ControlServer = await serveControl(host, { path: socket }, loggers.proxy);
   return {

@@ -109,7 +109,7 @@ describe.skipIf(why !== null)('the Debian package (npm run deb)', () => {
   });
 
   it("the host's heap trimmer loads in the system's node", async () => {
-    const ran = await run('node', ['-e', 'const m = require("/usr/lib/kata-proxy/dist/native/malloc-trim.node"); process.stdout.write(typeof m.trim());'], { env });
+    const ran = await run('node', ['-e', 'const m = require("/usr/lib/kata-proxy/dist/native/host-addon.node"); process.stdout.write(typeof m.trim());'], { env });
     expect(ran.stdout).toBe('boolean');
   });
 

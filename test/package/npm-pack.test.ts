@@ -12,7 +12,7 @@ import { expectDemo, expectHostWithHosted, expectSuccess, expectVersion, run, VE
 const SCRIPTS = 'kata-proxy,sd-notify,modern-syslog,@serialport/bindings-cpp';
 const UNITS = ['kata-proxy@.service', 'kata-proxy@.socket', 'kata-proxy-host.service', 'kata-proxy-host.socket', 'kata-proxy-pod@.service'];
 /** Everything the tarball may hold: the program, what builds the handle, the units, the docs. */
-const SHIPPED = /^(README\.md|LICENSE|package\.json|bin\/kata-proxy(-hosted)?|(dist\/src\/[\w/.@-]+\.js|dist\/bundle\/[\w.-]+\.cjs)|native\/(build\.sh|kata-proxy-handle\.c|kata-proxy-hosted\.sh|malloc-trim\.c)|systemd\/([\w@-]+\.(service|socket)|SECURITY\.txt))$/;
+const SHIPPED = /^(README\.md|LICENSE|package\.json|bin\/kata-proxy(-hosted)?|(dist\/src\/[\w/.@-]+\.js|dist\/bundle\/[\w.-]+\.cjs)|native\/(build\.sh|kata-proxy-handle\.c|kata-proxy-hosted\.sh|host-addon\.c)|systemd\/([\w@-]+\.(service|socket)|SECURITY\.txt))$/;
 const HAVE_ANALYZE = (await run('systemd-analyze', ['--version'])).code === 0;
 
 const t = perTest('kpnp');
@@ -39,7 +39,7 @@ describe('the npm package, installed from its tarball', () => {
 
   it('the tarball holds the program, the handle sources, the units and the README, nothing else', () => {
     expect(files.filter((f) => !SHIPPED.test(f))).toEqual([]);
-    for (const f of ['bin/kata-proxy', 'bin/kata-proxy-hosted', 'dist/bundle/kata-proxy.cjs', 'dist/bundle/run.cjs', 'dist/src/cli/main.js', 'dist/src/hosted/register-step.js', 'dist/src/hosted/node-handle.js', 'native/build.sh', 'native/kata-proxy-handle.c', 'native/kata-proxy-hosted.sh', 'native/malloc-trim.c', 'README.md']) {
+    for (const f of ['bin/kata-proxy', 'bin/kata-proxy-hosted', 'dist/bundle/kata-proxy.cjs', 'dist/bundle/run.cjs', 'dist/src/cli/main.js', 'dist/src/hosted/register-step.js', 'dist/src/hosted/node-handle.js', 'native/build.sh', 'native/kata-proxy-handle.c', 'native/kata-proxy-hosted.sh', 'native/host-addon.c', 'README.md']) {
       expect(files).toContain(f);
     }
     for (const unit of UNITS) expect(files).toContain(`systemd/${unit}`);
@@ -84,7 +84,7 @@ describe('the npm package, installed from its tarball', () => {
   it('kata-proxy host, and kata-proxy-hosted holding the pod with the native handle built at install', async () => {
     const handle = join(installed, 'dist', 'native', 'kata-proxy-handle');
     expect(existsSync(handle), 'the install script built no native handle (no C compiler?)').toBe(true);
-    expect(existsSync(join(installed, 'dist', 'native', 'malloc-trim.node')), 'the install script built no heap trimmer').toBe(true);
+    expect(existsSync(join(installed, 'dist', 'native', 'host-addon.node')), 'the install script built no heap trimmer').toBe(true);
     // The command the runtime starts is that handle (a copy: no shell per pod start).
     const hosted = join(installed, 'bin', 'kata-proxy-hosted');
     expect(readFileSync(hosted).equals(readFileSync(handle))).toBe(true);
@@ -100,7 +100,7 @@ describe('the npm package, installed from its tarball', () => {
     expect(built.code).toBe(0);
     expect(built.stderr.trim().split('\n')).toEqual([expect.stringContaining('no C compiler')]);
     expect(existsSync(join(installed, 'dist', 'native', 'kata-proxy-handle'))).toBe(false);
-    expect(existsSync(join(installed, 'dist', 'native', 'malloc-trim.node'))).toBe(false);
+    expect(existsSync(join(installed, 'dist', 'native', 'host-addon.node'))).toBe(false);
     expect(readFileSync(join(installed, 'bin', 'kata-proxy-hosted'), 'utf8')).toBe(readFileSync(join(installed, 'native', 'kata-proxy-hosted.sh'), 'utf8'));
     await expectHostWithHosted(binDir, t.tmp, t.cleanups, 'node');
   });

@@ -1,0 +1,60 @@
+import type { Logger } from 'pino';
+import type { LogWriter } from '../../log/log-writer.js';
+import type { PodConfig } from '../../proxy/pod-settings.js';
+import type { Dup } from '../host-addon.js';
+import { PodThreadLink } from './pod-thread-link.js';
+import { ThreadPod } from './thread-pod.js';
+import type { ThreadSetup } from './thread-protocol.js';
+
+export interface PodThreadsOptions {
+  count: number;
+  setup: Omit<ThreadSetup, 'thread'>;
+  writer: LogWriter;
+  log: Logger;
+  dup: Dup;
+}
+
+/**
+ * The host's pod threads: a pod goes to the thread with the fewest pods, so that a busy pod
+ * shares its loop with as few others as there are. A thread starts with its first pod, and one
+ * that died is replaced by the next pod that needs it.
+ */
+export class PodThreads {
+  private readonly links: (PodThreadLink | undefined)[];
+
+  constructor(private readonly options: PodThreadsOptions) {
+    this.links = new Array<PodThreadLink | undefined>(options.count).fill(undefined);
+  }
+
+  get count(): number {
+    return this.options.count;
+  }
+
+  /** A pod for a thread (not started yet). */
+  pod(id: string, config: PodConfig): ThreadPod {
+    return new ThreadPod(this.pick(), this.options.dup, id, config);
+  }
+
+  /** Pods on each started thread, by its number. */
+  sizes(): Record<number, number> {
+    return Object.fromEntries(this.links.filter((l) => l && !l.dead).map((l) => [l!.index, l!.size]));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.links.map((l) => l?.close()));
+  }
+
+  private pick(): PodThreadLink {
+    let best: PodThreadLink | undefined;
+    for (let i = 0; i < this.links.length; i++) {
+      let link = this.links[i];
+      if (!link || link.dead) {
+        link = new PodThreadLink(i + 1, this.options.setup, this.options.writer, this.options.log);
+        this.links[i] = link;
+      }
+      if (!best || link.size < best.size) best = link;
+      if (link.size === 0) break;
+    }
+    return best!;
+  }
+}

@@ -1,0 +1,81 @@
+// What the host's main thread and a pod thread say to each other (worker_threads messages). Both
+// sides batch: what one turn of the loop produces goes as one message, an array of items.
+import type { PodDetail, PodEnd, PodSnapshot } from '../../proxy/pod.js';
+import type { PodState } from '../../proxy/pod-handover.js';
+import type { PodConfig } from '../../proxy/pod-settings.js';
+import type { LoggerOptions } from '../../log/logger.js';
+import type { HostPodDefaults } from '../pod-options.js';
+
+/** A pod thread's start (workerData). */
+export interface ThreadSetup {
+  thread: number;
+  log: Pick<LoggerOptions, 'level' | 'format'>;
+  defaults: HostPodDefaults;
+}
+
+/** One socket of a pod, as a pod thread describes it: its descriptor (shared by every thread) and inode. */
+export interface ThreadHandle {
+  fd: number;
+  ino: number;
+}
+
+/** Calls from the main thread; each gets one Reply with its `n`. */
+export type CallBody =
+  | { op: 'start'; id: string; config: PodConfig }
+  /** A pod from the previous host: `fds` are descriptors this thread now owns (null: a tty, opened again). */
+  | { op: 'adopt'; id: string; config: PodConfig; state: PodState; fds: (number | null)[] }
+  | { op: 'stop'; id: string; cause: string }
+  | { op: 'serving'; id: string }
+  | { op: 'snapshot'; id: string }
+  | { op: 'detail'; id: string }
+  | { op: 'fds'; id: string }
+  | { op: 'capture'; id: string; flushBoundMs: number }
+  | { op: 'resume'; id: string }
+  /** Handed over: let go; the clients it accepted since come back as `late` events. */
+  | { op: 'release'; id: string }
+  /** A client the previous host accepted for this pod: a descriptor this thread now owns. */
+  | { op: 'late'; id: string; fd: number }
+  /** The host stops: every pod of the thread stops ('host stopping'), logs flushed. */
+  | { op: 'close' };
+
+export type Call = CallBody & { n: number };
+
+export type CallOf<O extends CallBody['op']> = Extract<CallBody, { op: O }>;
+
+/** What each call resolves to. */
+export interface Results {
+  start: null;
+  adopt: null;
+  stop: PodEnd;
+  serving: null;
+  snapshot: PodSnapshot;
+  detail: PodDetail;
+  fds: number[];
+  capture: { state: PodState; handles: ThreadHandle[] } | { refused: string };
+  resume: null;
+  release: null;
+  late: null;
+  close: null;
+}
+
+export type Reply = { n: number; ok: true; value: unknown } | { n: number; ok: false; error: string; end?: PodEnd; code?: string };
+
+/** A log record, formatted on the pod thread, written by the main thread's writer. */
+export interface LogRecord {
+  text: string;
+  severity: number;
+  agent: boolean;
+  /** The pod whose console line it is (its share of the log queue). */
+  owner: string | null;
+}
+
+/** What a pod thread says on its own. */
+export type ThreadEvent =
+  /** `last`: its counters at the end (the thread forgets it). */
+  | { ev: 'end'; id: string; end: PodEnd; last: PodSnapshot }
+  /** A client a released pod accepted: a descriptor the main thread now owns. */
+  | { ev: 'late'; id: string; fd: number }
+  | { ev: 'log'; records: LogRecord[]; bytes: number };
+
+export type FromThread = { replies: Reply[]; events: ThreadEvent[] };
+export type ToThread = { calls: Call[]; logAck?: number };
