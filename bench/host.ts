@@ -65,9 +65,13 @@ export class HostProcess {
     this.child = child;
   }
 
-  /** `stateDir`: where the state file goes (the service's is in /run/kata-proxy, a tmpfs). */
+  /**
+   * `stateDir`: where the state file goes (the service's is in /run/kata-proxy, a tmpfs). More
+   * host flags for an experiment: $BENCH_HOST_ARGS (e.g. "-pod-threads 0").
+   */
   static spawn(dir: string, stateDir = dir): HostProcess {
-    const argv = ['host', '-control-socket', join(dir, 'host.sock'), '-state-file', join(stateDir, 'pods.json'), '-log', 'warn'];
+    const extra = (process.env.BENCH_HOST_ARGS ?? '').split(' ').filter(Boolean);
+    const argv = ['host', '-control-socket', join(dir, 'host.sock'), '-state-file', join(stateDir, 'pods.json'), '-log', 'warn', ...extra];
     return new HostProcess(dir, new Child('host', spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: daemonEnv() })));
   }
 

@@ -80,7 +80,7 @@ async function untilServes(path: string, alive: () => boolean, what: string): Pr
 async function hostFleet(dir: string, neighbours: PodPaths[]): Promise<Fleet> {
   const control = join(dir, 'host.sock');
   const fd = logFile(dir, 'host');
-  const argv = ['host', '-control-socket', control, '-state-file', join(dir, 'pods.json'), '-log', 'warn'];
+  const argv = ['host', '-control-socket', control, '-state-file', join(dir, 'pods.json'), '-log', 'warn', ...(process.env.BENCH_HOST_ARGS ?? '').split(' ').filter(Boolean)];
   const host = new Child('neighbours host', spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', fd], env: daemonEnv() }));
   closeSync(fd);
   const put = async (p: PodPaths) => {

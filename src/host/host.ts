@@ -295,11 +295,6 @@ export class Host {
     return hostPodOptions(this.options.loggers, this.options, this.consoleReadBuffer, id, config, this.options.openSerial);
   }
 
-  /** Pods on each pod thread that runs (by its number), for the host's status. */
-  threadSizes(): Record<number, number> {
-    return this.threads?.sizes() ?? {};
-  }
-
   /** A client the previous host accepted after handing this pod over. */
   lateClient(id: string, client: net.Socket): void {
     const pod = this.entries.get(id)?.pod;

@@ -16,14 +16,14 @@ export interface PodThreadsOptions {
 
 /**
  * The host's pod threads: a pod goes to the thread with the fewest pods, so that a busy pod
- * shares its loop with as few others as there are. A thread starts with its first pod, and one
- * that died is replaced by the next pod that needs it.
+ * shares its loop with as few others as there are. Every thread starts with the host (a few MiB
+ * each, whatever its pods), and one that died is replaced by the next pod that needs it.
  */
 export class PodThreads {
-  private readonly links: (PodThreadLink | undefined)[];
+  private readonly links: PodThreadLink[];
 
   constructor(private readonly options: PodThreadsOptions) {
-    this.links = new Array<PodThreadLink | undefined>(options.count).fill(undefined);
+    this.links = Array.from({ length: options.count }, (_, i) => this.start(i));
   }
 
   get count(): number {
@@ -35,25 +35,20 @@ export class PodThreads {
     return new ThreadPod(this.pick(), this.options.dup, id, config);
   }
 
-  /** Pods on each started thread, by its number. */
-  sizes(): Record<number, number> {
-    return Object.fromEntries(this.links.filter((l) => l && !l.dead).map((l) => [l!.index, l!.size]));
+  async close(): Promise<void> {
+    await Promise.all(this.links.map((l) => l.close()));
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.links.map((l) => l?.close()));
+  private start(i: number): PodThreadLink {
+    return new PodThreadLink(i + 1, this.options.setup, this.options.writer, this.options.log);
   }
 
   private pick(): PodThreadLink {
     let best: PodThreadLink | undefined;
     for (let i = 0; i < this.links.length; i++) {
-      let link = this.links[i];
-      if (!link || link.dead) {
-        link = new PodThreadLink(i + 1, this.options.setup, this.options.writer, this.options.log);
-        this.links[i] = link;
-      }
+      if (this.links[i]!.dead) this.links[i] = this.start(i);
+      const link = this.links[i]!;
       if (!best || link.size < best.size) best = link;
-      if (link.size === 0) break;
     }
     return best!;
   }
