@@ -62,8 +62,8 @@ export type ToSuccessor =
 
 /** From the successor back. */
 export type FromSuccessor =
-  /** `inodes`: of each descriptor it inherited, in order (-1: none there). */
-  | { t: 'accept'; inodes: number[] }
+  /** `inodes`: of each descriptor it inherited, in order (-1: none there); absent from a version before pod threads. */
+  | { t: 'accept'; inodes?: number[] }
   | { t: 'refuse'; reason: string }
   | { t: 'took'; id: string }
   | { t: 'failed'; id: string; reason: string }

@@ -80,7 +80,8 @@ async function run(options: ReloadOptions, started: number): Promise<{ report: R
     successor.send({ t: 'offer', formats: FORMATS, inherited: successor.inheritedCount });
     const answer = await successor.next(['accept', 'refuse'], stepMs);
     if (answer.t === 'refuse') throw new HostError(422, 'reload-refused', `the new version refused the reload: ${answer.reason}`);
-    successor.inheritedAs(answer.inodes);
+    // A successor that does not say what it inherited gets every socket by message.
+    successor.inheritedAs(answer.inodes ?? []);
     const accepted = Date.now();
     let waiting = host.ids();
     const stayed = new Map<string, string>();

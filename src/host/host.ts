@@ -11,6 +11,7 @@ import { HostError } from './host-error.js';
 import { loadHostAddon, type Dup } from './host-addon.js';
 import { fdOf, LocalPod, type HostedCapture, type HostedPod } from './hosted-pod.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
+import type { ThreadStats } from './metrics.js';
 import { hostPodOptions, type HostPodDefaults } from './pod-options.js';
 import { PodThreads } from './threads/pod-threads.js';
 import { ThreadPod } from './threads/thread-pod.js';
@@ -305,6 +306,11 @@ export class Host {
   /** Writes the state file now (after an adoption). */
   persist(): Promise<void> {
     return this.save();
+  }
+
+  /** Each pod thread's pods and busy time (GET /metrics). */
+  threadStats(): ThreadStats[] {
+    return this.threads?.stats() ?? [];
   }
 
   /** Pods listed, live or ended (here, or still in the previous process after a reload). */

@@ -1,5 +1,13 @@
 import type { PodView } from './pod-view.js';
 
+/** One pod thread of a host, for its metrics. */
+export interface ThreadStats {
+  thread: number;
+  pods: number;
+  /** Seconds its event loop has been busy since the thread started. */
+  busySeconds: number;
+}
+
 /** Gauges and counters per pod, labelled sandbox="ID" (Prometheus text format 0.0.4). */
 const SERIES: { name: string; type: 'gauge' | 'counter'; help: string; value: (p: PodView) => number }[] = [
   { name: 'kata_proxy_pod_up', type: 'gauge', help: "1 while the pod's yamux session with its guest is up.", value: (p) => (p.state === 'serving' ? 1 : 0) },
@@ -14,7 +22,7 @@ const SERIES: { name: string; type: 'gauge' | 'counter'; help: string; value: (p
 const STATES = ['connecting', 'serving', 'stopping', 'stopped'] as const;
 
 /** The exposition for these pods and this process. Written out: it is a few lines of text. */
-export function renderMetrics(pods: readonly PodView[]): string {
+export function renderMetrics(pods: readonly PodView[], threads: readonly ThreadStats[] = []): string {
   const out: string[] = [];
   const byState = new Map<string, number>(STATES.map((s) => [s, 0]));
   for (const p of pods) byState.set(p.state, (byState.get(p.state) ?? 0) + 1);
@@ -24,6 +32,13 @@ export function renderMetrics(pods: readonly PodView[]): string {
   for (const s of SERIES) {
     header(out, s.name, s.type, s.help);
     pods.forEach((p, i) => out.push(`${s.name}${labels[i]} ${s.value(p)}`));
+  }
+  if (threads.length > 0) {
+    header(out, 'kata_proxy_host_thread_pods', 'gauge', 'Pods on each pod thread.');
+    for (const t of threads) out.push(`kata_proxy_host_thread_pods{thread="${t.thread}"} ${t.pods}`);
+    // rate() of it is the thread's share of a core: a thread near 1 delays its pods.
+    header(out, 'kata_proxy_host_thread_busy_seconds_total', 'counter', "Seconds each pod thread's event loop has been busy.");
+    for (const t of threads) out.push(`kata_proxy_host_thread_busy_seconds_total{thread="${t.thread}"} ${t.busySeconds}`);
   }
   const mem = process.memoryUsage();
   header(out, 'process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.');

@@ -15,8 +15,8 @@ import { attachRaw, control, eventually, inProcessHost, podBody } from './helper
 
 const t = perTest('kph');
 
-async function setup(guests: string[] = ['a']) {
-  const h = await inProcessHost(t.tmp);
+async function setup(guests: string[] = ['a'], podThreads = 0) {
+  const h = await inProcessHost(t.tmp, podThreads);
   t.cleanups.push(() => h.close());
   for (const name of guests) {
     const guest = new SimulatedGuest({ muxSocket: t.tmp.socket(`g-${name}`) });
@@ -59,8 +59,8 @@ describe('control API', () => {
     expect(statSync(t.tmp.socket('p-a')).mode & 0o777).toBe(0o660);
   });
 
-  it('GET /pods, GET /pods/ID (with streams) and /metrics show every pod with its counters', async () => {
-    const h = await setup(['a', 'b']);
+  it.each([0, 2])('GET /pods, GET /pods/ID (with streams) and /metrics show every pod with its counters (pod threads: %i)', async (threads) => {
+    const h = await setup(['a', 'b'], threads);
     for (const id of ['a', 'b']) expect((await control(h.socket, 'PUT', `/pods/${id}?wait=serving`, podBody(t.tmp, id))).status).toBe(201);
     expect(await echoChecked(t.tmp.socket('p-a'), 50_000)).toBe(true);
     const list = await control(h.socket, 'GET', '/pods');
@@ -89,6 +89,17 @@ describe('control API', () => {
     expect(metrics.text).toMatch(/^kata_proxy_pods\{state="serving"\} 2$/m);
     expect(metrics.text).toMatch(/^# TYPE kata_proxy_pod_received_bytes_total counter$/m);
     for (const line of metrics.text.trimEnd().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[a-z]+="[^"]*"\})? [\d.e+]+)$/);
+    if (threads === 0) {
+      expect(list.json.pods.map((p: { thread?: number }) => p.thread)).toEqual([undefined, undefined]);
+      expect(metrics.text).not.toMatch(/kata_proxy_host_thread/);
+    } else {
+      // One pod per thread (the one with fewest pods gets the next), each thread's work counted.
+      expect(list.json.pods.map((p: { thread?: number }) => p.thread)).toEqual([1, 2]);
+      expect(metrics.text).toMatch(/^kata_proxy_host_thread_pods\{thread="1"\} 1$/m);
+      expect(metrics.text).toMatch(/^kata_proxy_host_thread_pods\{thread="2"\} 1$/m);
+      const busy = Number(/^kata_proxy_host_thread_busy_seconds_total\{thread="1"\} ([\d.e+]+)$/m.exec(metrics.text)?.[1]);
+      expect(busy).toBeGreaterThan(0);
+    }
   });
 
   it('DELETE stops the pod in order, removes its socket and answers its final state; unknown pods 404', async () => {

@@ -69,6 +69,11 @@ export class PodThreadLink {
     return this.pods.size;
   }
 
+  /** Seconds its event loop has been busy since it started. */
+  busySeconds(): number {
+    return this.dead ? 0 : this.worker.performance.eventLoopUtilization().active / 1000;
+  }
+
   call<O extends CallBody['op']>(call: CallOf<O>): Promise<Results[O]> {
     if (this.dead) return Promise.reject(new ThreadCallError(`pod thread ${this.index} is gone (${this.dead})`));
     const n = this.next++;
@@ -82,11 +87,6 @@ export class PodThreadLink {
     if (!this.dead) await this.call({ op: 'close' }).catch(() => {});
     this.dead ??= 'closed';
     await this.worker.terminate();
-  }
-
-  /** The thread's loop use since `previous` (worker.performance.eventLoopUtilization). */
-  utilization(): number {
-    return this.worker.performance.eventLoopUtilization().utilization;
   }
 
   private schedule(): void {

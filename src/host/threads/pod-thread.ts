@@ -125,10 +125,11 @@ async function run(call: Call): Promise<unknown> {
     case 'serving':
       await podOf(call.id).whenServing();
       return null;
+    // Null for a pod that just ended: its end, with its last counters, is on its way.
     case 'snapshot':
-      return podOf(call.id).snapshot();
+      return pods.get(call.id)?.snapshot() ?? null;
     case 'detail':
-      return podOf(call.id).detail();
+      return pods.get(call.id)?.detail() ?? null;
     case 'fds':
       return (pods.get(call.id)?.sockets() ?? []).map(fdOf).filter((fd) => fd >= 0);
     case 'capture': {

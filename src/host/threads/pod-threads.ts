@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { LogWriter } from '../../log/log-writer.js';
 import type { PodConfig } from '../../proxy/pod-settings.js';
 import type { Dup } from '../host-addon.js';
+import type { ThreadStats } from '../metrics.js';
 import { PodThreadLink } from './pod-thread-link.js';
 import { ThreadPod } from './thread-pod.js';
 import type { ThreadSetup } from './thread-protocol.js';
@@ -33,6 +34,10 @@ export class PodThreads {
   /** A pod for a thread (not started yet). */
   pod(id: string, config: PodConfig): ThreadPod {
     return new ThreadPod(this.pick(), this.options.dup, id, config);
+  }
+
+  stats(): ThreadStats[] {
+    return this.links.map((l) => ({ thread: l.index, pods: l.size, busySeconds: Math.round(l.busySeconds() * 1000) / 1000 }));
   }
 
   async close(): Promise<void> {

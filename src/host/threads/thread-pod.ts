@@ -71,25 +71,14 @@ export class ThreadPod implements HostedPod, ThreadPodEvents {
   }
 
   async snapshot(): Promise<PodSnapshot> {
-    if (this.last) return this.last;
-    try {
-      return await this.link.call({ op: 'snapshot', id: this.id });
-    } catch (err) {
-      // It ended meanwhile: its last counters came with the end.
-      if (this.last) return this.last;
-      throw err;
-    }
+    // Null: it ended meanwhile, and its end (handled before this answer's await resumes) brought its last counters.
+    const live = this.last ? null : await this.link.call({ op: 'snapshot', id: this.id });
+    return live ?? this.last!;
   }
 
   async detail(): Promise<PodDetail> {
-    if (!this.last) {
-      try {
-        return await this.link.call({ op: 'detail', id: this.id });
-      } catch (err) {
-        if (!this.last) throw err;
-      }
-    }
-    return { ...this.last!, session: null, streamDetail: [] };
+    const live = this.last ? null : await this.link.call({ op: 'detail', id: this.id });
+    return live ?? { ...this.last!, session: null, streamDetail: [] };
   }
 
   socketFds(): Promise<number[]> {

@@ -48,8 +48,8 @@ export interface Results {
   adopt: null;
   stop: PodEnd;
   serving: null;
-  snapshot: PodSnapshot;
-  detail: PodDetail;
+  snapshot: PodSnapshot | null;
+  detail: PodDetail | null;
   fds: number[];
   capture: { state: PodState; handles: ThreadHandle[] } | { refused: string };
   resume: null;
