@@ -9,8 +9,8 @@ import type { SystemdNotifier } from '../systemd/notify.js';
 import { HostError } from './host-error.js';
 import { loadHostAddon } from './host-addon.js';
 import type { Host, HandoverItem } from './host.js';
-import { fdOf, inodeOf, type CapturedHandle } from './hosted-pod.js';
-import { closeQuietly } from './threads/pod-thread-link.js';
+import { closeQuietly, fdOf, inodeOf } from './descriptors.js';
+import type { CapturedHandle } from './hosted-pod.js';
 import { FIRST_INHERITED_FD, FORMATS, HANDOVER_ENV, type FromSuccessor, type PodMessage, type ToSuccessor } from './handover-protocol.js';
 import type { PodRecord } from './state-file.js';
 

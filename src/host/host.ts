@@ -1,4 +1,4 @@
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { READ_BYTES } from '../channel/console-relay.js';
@@ -9,13 +9,14 @@ import { adoptPod, handleFromFd, type Handle, type PodState } from '../proxy/pod
 import { sameConfig, type PodConfig } from '../proxy/pod-settings.js';
 import { HostError } from './host-error.js';
 import { loadHostAddon, type Dup } from './host-addon.js';
-import { fdOf, LocalPod, type HostedCapture, type HostedPod } from './hosted-pod.js';
+import { closeHandle, closeQuietly, fdOf } from './descriptors.js';
+import { LocalPod, type HostedCapture, type HostedPod } from './hosted-pod.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
 import type { ThreadStats } from './metrics.js';
 import { hostPodOptions, type HostPodDefaults } from './pod-options.js';
 import { PodThreads } from './threads/pod-threads.js';
 import { ThreadPod } from './threads/thread-pod.js';
-import { closeQuietly } from './threads/pod-thread-link.js';
+import { chooseMove, REBALANCE_RULE, type ThreadLoad } from './threads/rebalance.js';
 import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
 import { isSameProcess, processStartTime, whenExited } from './process-identity.js';
 import type { RemainingPod } from './handover-protocol.js';
@@ -73,7 +74,16 @@ export interface HostOptions extends HostPodDefaults {
    * the main thread). 0 or unset: every pod on the main thread. `log`: how the threads format records.
    */
   podThreads?: { count: number; log: { level: LogLevel; format: LogFormat } };
+  /** How often the pod threads' loads are compared, to move a quiet pod off a hot thread; 0: never. */
+  rebalanceMs?: number;
 }
+
+/** Long enough for a load to be a load, short enough that a neighbour stops waiting soon. */
+const REBALANCE_MS = 500;
+/** How long a moving pod waits for its peers to read what it wrote before it stays where it is. */
+const MOVE_FLUSH_MS = 100;
+/** A pod that could not move is not tried again for this long. */
+const UNMOVABLE_MS = 30_000;
 
 /**
  * Many pods in one process, by id. Operations on one id run one after another; nothing one
@@ -100,6 +110,11 @@ export class Host {
   private readonly justRegistered = new WeakSet<HandleRecord>();
   private readonly threads: PodThreads | null;
   private readonly dup: Dup | null;
+  private readonly rebalanceTimer: NodeJS.Timeout | null = null;
+  /** Each pod's bytes moved at the last rebalance check. */
+  private readonly lastBytes = new Map<string, number>();
+  /** Pods that could not move lately (a peer not reading), and until when they are left alone. */
+  private readonly unmovable = new Map<string, number>();
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
@@ -107,6 +122,10 @@ export class Host {
     this.dup = addon.dup;
     this.reclaimer = this.newReclaimer(addon.trim, addon.reason);
     this.threads = this.newThreads();
+    if (this.threads && this.threads.count > 1 && (options.rebalanceMs ?? REBALANCE_MS) > 0) {
+      this.rebalanceTimer = setInterval(() => void this.rebalance(), options.rebalanceMs ?? REBALANCE_MS);
+      this.rebalanceTimer.unref();
+    }
     this.handleTimer = setInterval(() => this.dropGoneHandles(), options.handleCheckMs ?? 2000);
     this.handleTimer.unref();
   }
@@ -308,6 +327,45 @@ export class Host {
     return this.save();
   }
 
+  /**
+   * Moves a pod to another pod thread (`to`, or the one with the fewest pods) as a reload moves
+   * it to another process: stopped where it stands, its state and copies of its sockets to the
+   * new thread, then the old thread lets go. Its guest and clients notice nothing. False when it
+   * cannot move now (not on a thread, not serving, a peer not reading, a reload running).
+   */
+  move(id: string, to?: number): Promise<boolean> {
+    return this.serially(id, async () => {
+      const entry = this.entries.get(id);
+      const from = entry?.pod;
+      if (!entry || !(from instanceof ThreadPod) || from.end || !this.threads || this.reloading || this.closing) return false;
+      if (to === from.thread || (to !== undefined && (to < 1 || to > this.threads.count))) return false;
+      const started = performance.now();
+      // Stopped only as long as its peers take to read what it wrote: a short while, or not now.
+      const c = await from.capture(MOVE_FLUSH_MS);
+      if ('refused' in c) {
+        this.unmovable.set(id, Date.now() + UNMOVABLE_MS);
+        return false;
+      }
+      const copies = c.handles.map((h) => this.dup!(h.fd));
+      const next = copies.every((fd) => fd >= 0) ? this.threads.pod(id, entry.config, to ?? this.threadOtherThan(from.thread)) : null;
+      try {
+        if (!next) throw new Error('cannot copy its sockets');
+        await next.adopt(c.state, copies); // the thread closes the copies if it cannot run it
+      } catch (err) {
+        if (!next) for (const fd of copies) if (fd >= 0) closeQuietly(fd);
+        next?.forget();
+        from.resume();
+        this.log.warn({ sandbox: id, err: (err as Error).message }, 'pod not moved to another thread; it carries on where it was');
+        return false;
+      }
+      entry.pod = next;
+      void next.whenEnded().then((end) => this.podEnded(entry, end));
+      await from.releaseMoved((client) => next.acceptLate(client));
+      this.log.info({ sandbox: id, from: from.thread, to: next.thread, pausedMs: Math.round((performance.now() - started) * 10) / 10 }, 'pod moved to another thread');
+      return true;
+    });
+  }
+
   /** Each pod thread's pods and busy time (GET /metrics). */
   threadStats(): ThreadStats[] {
     return this.threads?.stats() ?? [];
@@ -453,6 +511,7 @@ export class Host {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.handleTimer);
+    if (this.rebalanceTimer) clearInterval(this.rebalanceTimer);
     this.reclaimer.stop();
     for (const e of this.entries.values()) e.link?.close();
     await Promise.all([...this.entries.values()].map((e) => e.pod?.stop('host stopping')));
@@ -486,6 +545,44 @@ export class Host {
       ...(o.connectionRate ? { connectionRate: o.connectionRate } : {}),
     };
     return new PodThreads({ count: wanted.count, setup: { log: wanted.log, defaults }, writer: o.loggers.writer, log: this.log, dup: this.dup });
+  }
+
+  /** The thread with the fewest pods but `thread`. */
+  private threadOtherThan(thread: number): number {
+    const counts = new Map<number, number>(Array.from({ length: this.threads!.count }, (_, i) => [i + 1, 0]));
+    for (const e of this.entries.values()) if (e.pod && e.pod.thread > 0 && !e.pod.end) counts.set(e.pod.thread, (counts.get(e.pod.thread) ?? 0) + 1);
+    counts.delete(thread);
+    return [...counts].sort((a, b) => a[1] - b[1])[0]![0];
+  }
+
+  /**
+   * Compares the pod threads' loads over the last period, and moves a quiet pod off a thread a
+   * busy pod keeps hot (threads/rebalance.ts): a pod shares its loop with a busy neighbour only
+   * as long as it takes to notice.
+   */
+  private async rebalance(): Promise<void> {
+    if (!this.threads || this.reloading || this.closing) return;
+    const use = this.threads.utilizations();
+    const hottest = use.reduce((a, b) => (b.utilization > a.utilization ? b : a), use[0]!);
+    const onThread = (t: number) => [...this.entries.values()].filter((e) => e.pod instanceof ThreadPod && e.pod.thread === t && !e.pod.end);
+    // Traffic is asked of the hot thread's pods only, and only when it is hot.
+    const pods = hottest && hottest.utilization >= REBALANCE_RULE.hot ? onThread(hottest.thread) : [];
+    const traffic = await Promise.all(pods.map(async (e) => {
+      const s = await e.pod!.snapshot().catch(() => null);
+      const total = s ? s.bytesIn + s.bytesOut : 0;
+      const before = this.lastBytes.get(e.id);
+      this.lastBytes.set(e.id, total);
+      return { id: e.id, bytes: before === undefined ? -1 : total - before };
+    }));
+    for (const id of this.lastBytes.keys()) if (!this.entries.has(id)) this.lastBytes.delete(id);
+    // A pod seen for the first time has no traffic to compare yet: decide next time.
+    if (traffic.some((t) => t.bytes < 0)) return;
+    const now = Date.now();
+    for (const [id, until] of this.unmovable) if (until <= now || !this.entries.has(id)) this.unmovable.delete(id);
+    const loads: ThreadLoad[] = use.map((u) => ({ ...u, pods: u.thread === hottest?.thread ? traffic : onThread(u.thread).map((e) => ({ id: e.id, bytes: 0 })) }));
+    // A pod that could not move lately still counts on its thread; it is only not the one moved.
+    const move = chooseMove(loads, (id) => !this.unmovable.has(id));
+    if (move) await this.move(move.id, move.to);
   }
 
   /** A pod of a socket guest goes to a pod thread; a tty's stays here (its module is the main thread's). */
@@ -576,11 +673,6 @@ export class Host {
     });
     return result;
   }
-}
-
-function closeHandle(h: Handle | undefined): void {
-  if (h instanceof net.Server) h.close();
-  else h?.destroy();
 }
 
 function reloading(): HostError {

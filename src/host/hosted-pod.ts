@@ -1,8 +1,8 @@
-import { fstatSync } from 'node:fs';
 import type net from 'node:net';
 import type { PodDetail, PodEnd, PodSnapshot } from '../proxy/pod.js';
 import { Pod } from '../proxy/pod.js';
 import { capturePod, type Handle, type PodState } from '../proxy/pod-handover.js';
+import { fdOf, inodeOf } from './descriptors.js';
 
 /**
  * One socket of a pod stopped for a reload: its descriptor in this process and the socket's inode,
@@ -45,15 +45,6 @@ export interface HostedPod {
   release(late: (client: net.Socket) => void): Promise<void>;
   /** A client the previous host accepted on its listen socket after handing it over. */
   acceptLate(client: net.Socket): void;
-}
-
-/** The descriptor behind a socket or server of this thread (-1 when closed). */
-export function fdOf(h: Handle): number {
-  return (h as unknown as { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
-}
-
-export function inodeOf(fd: number): number {
-  return fd < 0 ? -1 : fstatSync(fd).ino;
 }
 
 /** A pod on the host's main thread. */

@@ -1,6 +1,5 @@
 // The new host's side of a reload (see handover.ts): check that it reads the running host's
 // formats, adopt each pod as it comes, take the control socket, and become the main process.
-import { closeSync, fstatSync } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { stopReading } from '../channel/socket-handover.js';
@@ -8,6 +7,7 @@ import { handleFromFd, prepareSocket, type Handle } from '../proxy/pod-handover.
 import type { Host } from './host.js';
 import { FIRST_INHERITED_FD, refusalOf, type FromSuccessor, type ToSuccessor } from './handover-protocol.js';
 import { socketAttachLink } from './socket-attach-link.js';
+import { closeHandle, closeQuietly, inodeOf } from './descriptors.js';
 
 export interface Takeover {
   /** The control socket's listening server, passed last. */
@@ -58,7 +58,7 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
             return;
           }
           inherited = m.inherited;
-          send({ t: 'accept', inodes: Array.from({ length: inherited }, (_, i) => inodeAt(FIRST_INHERITED_FD + i)) });
+          send({ t: 'accept', inodes: Array.from({ length: inherited }, (_, i) => inodeOf(FIRST_INHERITED_FD + i)) });
           return;
         }
         case 'handle': {
@@ -147,26 +147,4 @@ export function takeOver(host: Host, log: Logger): Promise<Takeover> {
       }
     };
   });
-}
-
-function inodeAt(fd: number): number {
-  try {
-    return fstatSync(fd).ino;
-  } catch {
-    return -1;
-  }
-}
-
-function closeHandle(h: Handle | number | undefined): void {
-  if (typeof h === 'number') closeQuietly(h);
-  else if (h instanceof net.Server) h.close();
-  else h?.destroy();
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // not open
-  }
 }

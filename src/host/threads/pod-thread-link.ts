@@ -1,9 +1,10 @@
-import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { LogWriter } from '../../log/log-writer.js';
+import { closeQuietly } from '../descriptors.js';
 import { packageRoot } from '../../package-root.js';
 import type { PodEnd, PodSnapshot } from '../../proxy/pod.js';
 import type { Call, CallBody, CallOf, FromThread, Results, ThreadSetup, ToThread } from './thread-protocol.js';
@@ -67,6 +68,16 @@ export class PodThreadLink {
   /** Pods on this thread (live ones; ended pods leave it). */
   get size(): number {
     return this.pods.size;
+  }
+
+  private lastUse: EventLoopUtilization | undefined;
+
+  /** The busy share of its loop since the last call. */
+  utilizationSinceLast(): number {
+    const now = this.worker.performance.eventLoopUtilization();
+    const use = this.lastUse ? this.worker.performance.eventLoopUtilization(now, this.lastUse).utilization : now.utilization;
+    this.lastUse = now;
+    return use;
   }
 
   /** Seconds its event loop has been busy since it started. */
@@ -145,13 +156,5 @@ export class PodThreadLink {
     const pods = [...this.pods.values()];
     this.pods.clear();
     for (const pod of pods) pod.threadDied(reason);
-  }
-}
-
-export function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
   }
 }

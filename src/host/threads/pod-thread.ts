@@ -9,7 +9,7 @@ import { currentOwner } from '../../proxy/containment.js';
 import { ListenSocketError } from '../../proxy/listener.js';
 import { Pod } from '../../proxy/pod.js';
 import { adoptPod, capturePod, handleFromFd, prepareSocket, type Handle } from '../../proxy/pod-handover.js';
-import { fdOf, inodeOf } from '../hosted-pod.js';
+import { closeHandle, fdOf, inodeOf } from '../descriptors.js';
 import { loadHostAddon } from '../host-addon.js';
 import { MemoryReclaimer } from '../memory-reclaimer.js';
 import { hostPodOptions } from '../pod-options.js';
@@ -56,6 +56,8 @@ const loggers = createLoggers({ level: setup.log.level, format: setup.log.format
 const consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
 const reclaimer = new MemoryReclaimer({ trim: addon.trim });
 const pods = new Map<string, Pod>();
+/** The sockets of each pod stopped for a move or reload, until it is released or resumed. */
+const captured = new Map<string, Handle[]>();
 
 // An exception no pod's entry point caught ends only the pod whose code raised it; one that
 // belongs to no pod ends this thread (the main thread then ends its pods, failed).
@@ -112,10 +114,7 @@ async function run(call: Call): Promise<unknown> {
       try {
         watch(call.id, adoptPod(hostPodOptions(loggers, setup.defaults, consoleReadBuffer, call.id, call.config), call.state, handles));
       } catch (err) {
-        for (const h of handles) {
-          if (h instanceof net.Server) h.close();
-          else h?.destroy();
-        }
+        for (const h of handles) closeHandle(h);
         throw err;
       }
       return null;
@@ -135,15 +134,21 @@ async function run(call: Call): Promise<unknown> {
     case 'capture': {
       const c = await capturePod(podOf(call.id), call.flushBoundMs);
       if ('refused' in c) return c;
+      captured.set(call.id, c.handles);
       return { state: c.state, handles: c.handles.map((h) => ({ fd: fdOf(h), ino: inodeOf(fdOf(h)) })) };
     }
     case 'resume':
+      captured.delete(call.id);
       podOf(call.id).resume();
       return null;
     case 'release': {
       const pod = podOf(call.id);
       pods.delete(call.id);
+      const handles = captured.get(call.id) ?? [];
+      captured.delete(call.id);
       for (const client of pod.release((c) => passLate(call.id, c))) passLate(call.id, client);
+      // Its listen socket's path stays: this thread's server was served from a copy (listenDetached, or adopted).
+      if (call.close) for (const h of handles) closeHandle(h);
       return null;
     }
     case 'late': {

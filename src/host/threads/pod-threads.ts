@@ -31,9 +31,17 @@ export class PodThreads {
     return this.options.count;
   }
 
-  /** A pod for a thread (not started yet). */
-  pod(id: string, config: PodConfig): ThreadPod {
-    return new ThreadPod(this.pick(), this.options.dup, id, config);
+  /** A pod for a thread (not started yet): `thread`, or the one with the fewest pods. */
+  pod(id: string, config: PodConfig, thread?: number): ThreadPod {
+    const link = thread === undefined ? this.pick() : this.live(thread - 1);
+    return new ThreadPod(link, this.options.dup, id, config);
+  }
+
+  /** Each live thread's busy share of its loop since the last call (the first: since it started). */
+  utilizations(): { thread: number; utilization: number }[] {
+    return this.links
+      .filter((l) => !l.dead)
+      .map((l) => ({ thread: l.index, utilization: l.utilizationSinceLast() }));
   }
 
   stats(): ThreadStats[] {
@@ -51,10 +59,15 @@ export class PodThreads {
   private pick(): PodThreadLink {
     let best: PodThreadLink | undefined;
     for (let i = 0; i < this.links.length; i++) {
-      if (this.links[i]!.dead) this.links[i] = this.start(i);
-      const link = this.links[i]!;
+      const link = this.live(i);
       if (!best || link.size < best.size) best = link;
     }
     return best!;
+  }
+
+  /** Thread i, started again if it died. */
+  private live(i: number): PodThreadLink {
+    if (this.links[i]!.dead) this.links[i] = this.start(i);
+    return this.links[i]!;
   }
 }

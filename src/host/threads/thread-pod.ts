@@ -5,8 +5,9 @@ import type { PodDetail, PodEnd, PodSnapshot } from '../../proxy/pod.js';
 import type { PodState } from '../../proxy/pod-handover.js';
 import type { PodConfig } from '../../proxy/pod-settings.js';
 import type { Dup } from '../host-addon.js';
-import { fdOf, type HostedCapture, type HostedPod } from '../hosted-pod.js';
-import { closeQuietly, ThreadCallError, type PodThreadLink, type ThreadPodEvents } from './pod-thread-link.js';
+import { closeQuietly, fdOf } from '../descriptors.js';
+import type { HostedCapture, HostedPod } from '../hosted-pod.js';
+import { ThreadCallError, type PodThreadLink, type ThreadPodEvents } from './pod-thread-link.js';
 
 /** A pod that runs on a pod thread, as the host's main thread sees it. */
 export class ThreadPod implements HostedPod, ThreadPodEvents {
@@ -97,6 +98,22 @@ export class ThreadPod implements HostedPod, ThreadPodEvents {
   async release(late: (client: net.Socket) => void): Promise<void> {
     this.lateTo = late;
     await this.link.call({ op: 'release', id: this.id }).catch(() => {});
+  }
+
+  /**
+   * Moved to another thread of this host, which runs it from copies of its sockets: this thread
+   * lets go of it and closes its own; clients it accepted meanwhile go to `late`.
+   */
+  async releaseMoved(late: (client: net.Socket) => void): Promise<void> {
+    this.lateTo = late;
+    await this.link.call({ op: 'release', id: this.id, close: true }).catch(() => {});
+    this.lateTo = null;
+    if (this.link.pods.get(this.id) === this) this.link.pods.delete(this.id);
+  }
+
+  /** An adoption that failed: the thread holds nothing of it. */
+  forget(): void {
+    if (this.link.pods.get(this.id) === this) this.link.pods.delete(this.id);
   }
 
   acceptLate(client: net.Socket): void {

@@ -31,8 +31,12 @@ export type CallBody =
   | { op: 'fds'; id: string }
   | { op: 'capture'; id: string; flushBoundMs: number }
   | { op: 'resume'; id: string }
-  /** Handed over: let go; the clients it accepted since come back as `late` events. */
-  | { op: 'release'; id: string }
+  /**
+   * Handed over: let go; the clients it accepted since come back as `late` events. `close`: the
+   * pod moved to another thread of this process, which has copies of its sockets: this thread's
+   * are closed (a copy closed is no shutdown: the connections go on).
+   */
+  | { op: 'release'; id: string; close?: boolean }
   /** A client the previous host accepted for this pod: a descriptor this thread now owns. */
   | { op: 'late'; id: string; fd: number }
   /** The host stops: every pod of the thread stops ('host stopping'), logs flushed. */

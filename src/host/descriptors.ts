@@ -1,0 +1,34 @@
+// Sockets as descriptors: what crosses between the host's threads, and to its next version.
+import { closeSync, fstatSync } from 'node:fs';
+import net from 'node:net';
+import type { Handle } from '../proxy/pod-handover.js';
+
+/** The descriptor behind a socket or server of this thread (-1 when closed). */
+export function fdOf(h: Handle): number {
+  return (h as unknown as { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
+}
+
+/** The inode of a descriptor's socket: its identity while it is open, in every process that holds it. */
+export function inodeOf(fd: number): number {
+  if (fd < 0) return -1;
+  try {
+    return fstatSync(fd).ino;
+  } catch {
+    return -1;
+  }
+}
+
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // not open
+  }
+}
+
+/** Closes a socket, server or bare descriptor this thread owns. */
+export function closeHandle(h: Handle | number | undefined): void {
+  if (typeof h === 'number') closeQuietly(h);
+  else if (h instanceof net.Server) h.close();
+  else h?.destroy();
+}
