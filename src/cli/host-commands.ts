@@ -50,6 +50,11 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         .argParser(nonNegative),
     )
     .addOption(
+      new Option('--pod-rebalance <ms>', 'how often to compare the pod threads and move a quiet pod off a thread a busy pod keeps hot (0: never)')
+        .default(0)
+        .argParser(nonNegative),
+    )
+    .addOption(
       new Option('--pod-conn-rate <n>', 'new connections per second each pod serves at most, over a burst of 2 s worth; the rest wait their turn (0: unlimited)')
         .default(DEFAULT_POD_CONN_RATE)
         .argParser(nonNegative),
@@ -69,6 +74,7 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         podSliceMs: opts.podSlice as number,
         podConnRate: opts.podConnRate as number,
         podThreads: Math.floor(opts.podThreads as number),
+        podRebalanceMs: opts.podRebalance as number,
       },
     }),
   );

@@ -39,6 +39,8 @@ export interface HostOptions {
   podConnRate: number;
   /** Threads that run the pods (0: the main thread). */
   podThreads: number;
+  /** How often the pod threads' loads are compared to move a quiet pod off a hot thread, ms (0: never). */
+  podRebalanceMs: number;
 }
 
 /** `pod add|rm|ls|show`; controlSocket unset: $KATA_PROXY_CONTROL_SOCKET or the default. */

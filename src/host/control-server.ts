@@ -30,7 +30,7 @@ export interface HostOperations {
 }
 
 const MAX_BODY_BYTES = 64 * 1024;
-const POD_PATH = /^\/pods\/([^/]+)(\/attach)?$/;
+const POD_PATH = /^\/pods\/([^/]+)(\/attach|\/move)?$/;
 
 /**
  * The control API: HTTP/1.1 with JSON on a Unix socket (mode 0600) or on a socket systemd passed.
@@ -116,6 +116,12 @@ async function route(registry: PodRegistry, operations: HostOperations, req: htt
   const match = POD_PATH.exec(url.pathname);
   if (!match) throw new HostError(404, 'not-found', `no such endpoint: ${url.pathname}`);
   const id = podIdOf(match[1]!);
+  if (match[2] === '/move') {
+    allow(method, ['POST']);
+    const to = url.searchParams.has('thread') ? Number(url.searchParams.get('thread')) : undefined;
+    if (to !== undefined && !(Number.isInteger(to) && to > 0)) throw new HostError(400, 'bad-query', 'thread must be a pod thread number (1, 2, ...)');
+    return sendJson(res, 200, await writable(registry.move).call(registry, id, to));
+  }
   if (match[2]) {
     allow(method, ['GET']);
     return attach(registry, id, url, res);

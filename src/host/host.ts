@@ -74,12 +74,13 @@ export interface HostOptions extends HostPodDefaults {
    * the main thread). 0 or unset: every pod on the main thread. `log`: how the threads format records.
    */
   podThreads?: { count: number; log: { level: LogLevel; format: LogFormat } };
-  /** How often the pod threads' loads are compared, to move a quiet pod off a hot thread; 0: never. */
+  /**
+   * How often the pod threads' loads are compared, to move a quiet pod off a hot thread; 0 or
+   * unset: never (not measured to help yet: BENCHMARKS.md, "Neighbours").
+   */
   rebalanceMs?: number;
 }
 
-/** Long enough for a load to be a load, short enough that a neighbour stops waiting soon. */
-const REBALANCE_MS = 500;
 /** How long a moving pod waits for its peers to read what it wrote before it stays where it is. */
 const MOVE_FLUSH_MS = 100;
 /** A pod that could not move is not tried again for this long. */
@@ -122,8 +123,8 @@ export class Host {
     this.dup = addon.dup;
     this.reclaimer = this.newReclaimer(addon.trim, addon.reason);
     this.threads = this.newThreads();
-    if (this.threads && this.threads.count > 1 && (options.rebalanceMs ?? REBALANCE_MS) > 0) {
-      this.rebalanceTimer = setInterval(() => void this.rebalance(), options.rebalanceMs ?? REBALANCE_MS);
+    if (this.threads && this.threads.count > 1 && (options.rebalanceMs ?? 0) > 0) {
+      this.rebalanceTimer = setInterval(() => void this.rebalance(), options.rebalanceMs);
       this.rebalanceTimer.unref();
     }
     this.handleTimer = setInterval(() => this.dropGoneHandles(), options.handleCheckMs ?? 2000);
@@ -333,37 +334,50 @@ export class Host {
    * new thread, then the old thread lets go. Its guest and clients notice nothing. False when it
    * cannot move now (not on a thread, not serving, a peer not reading, a reload running).
    */
-  move(id: string, to?: number): Promise<boolean> {
+  move(id: string, to?: number): Promise<PodView> {
     return this.serially(id, async () => {
       const entry = this.entries.get(id);
-      const from = entry?.pod;
-      if (!entry || !(from instanceof ThreadPod) || from.end || !this.threads || this.reloading || this.closing) return false;
-      if (to === from.thread || (to !== undefined && (to < 1 || to > this.threads.count))) return false;
-      const started = performance.now();
-      // Stopped only as long as its peers take to read what it wrote: a short while, or not now.
-      const c = await from.capture(MOVE_FLUSH_MS);
-      if ('refused' in c) {
-        this.unmovable.set(id, Date.now() + UNMOVABLE_MS);
-        return false;
-      }
-      const copies = c.handles.map((h) => this.dup!(h.fd));
-      const next = copies.every((fd) => fd >= 0) ? this.threads.pod(id, entry.config, to ?? this.threadOtherThan(from.thread)) : null;
-      try {
-        if (!next) throw new Error('cannot copy its sockets');
-        await next.adopt(c.state, copies); // the thread closes the copies if it cannot run it
-      } catch (err) {
-        if (!next) for (const fd of copies) if (fd >= 0) closeQuietly(fd);
-        next?.forget();
-        from.resume();
-        this.log.warn({ sandbox: id, err: (err as Error).message }, 'pod not moved to another thread; it carries on where it was');
-        return false;
-      }
-      entry.pod = next;
-      void next.whenEnded().then((end) => this.podEnded(entry, end));
-      await from.releaseMoved((client) => next.acceptLate(client));
-      this.log.info({ sandbox: id, from: from.thread, to: next.thread, pausedMs: Math.round((performance.now() - started) * 10) / 10 }, 'pod moved to another thread');
-      return true;
+      if (!entry) this.notMoving(id);
+      if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
+      if (!(entry.pod instanceof ThreadPod) || !this.threads) throw new HostError(409, 'not-on-a-thread', `pod ${id} runs on the main thread (no pod threads, or a tty guest)`);
+      if (to !== undefined && to > this.threads.count) throw new HostError(400, 'bad-query', `this host has ${this.threads.count} pod threads`);
+      if (this.reloading) throw reloading();
+      if (entry.pod.end) throw new HostError(409, 'pod-ended', `pod ${id} has ended`);
+      if (to === entry.pod.thread) return this.view(entry);
+      if (!(await this.moveNow(entry, to))) throw new HostError(409, 'cannot-move-now', `pod ${id} cannot move now: its guest or a client did not read what it wrote within ${MOVE_FLUSH_MS} ms, or it is not serving; retry`);
+      return this.view(entry);
     });
+  }
+
+  /** The move itself, under the pod's turn (serially); false when it cannot move now. */
+  private async moveNow(entry: Entry, to?: number): Promise<boolean> {
+    const id = entry.id;
+    const from = entry.pod;
+    if (!(from instanceof ThreadPod) || from.end || !this.threads || this.reloading || this.closing) return false;
+    const started = performance.now();
+    // Stopped only as long as its peers take to read what it wrote: a short while, or not now.
+    const c = await from.capture(MOVE_FLUSH_MS);
+    if ('refused' in c) {
+      this.unmovable.set(id, Date.now() + UNMOVABLE_MS);
+      return false;
+    }
+    const copies = c.handles.map((h) => this.dup!(h.fd));
+    const next = copies.every((fd) => fd >= 0) ? this.threads.pod(id, entry.config, to ?? this.threadOtherThan(from.thread)) : null;
+    try {
+      if (!next) throw new Error('cannot copy its sockets');
+      await next.adopt(c.state, copies); // the thread closes the copies if it cannot run it
+    } catch (err) {
+      if (!next) for (const fd of copies) if (fd >= 0) closeQuietly(fd);
+      next?.forget();
+      from.resume();
+      this.log.warn({ sandbox: id, err: (err as Error).message }, 'pod not moved to another thread; it carries on where it was');
+      return false;
+    }
+    entry.pod = next;
+    void next.whenEnded().then((end) => this.podEnded(entry, end));
+    await from.releaseMoved((client) => next.acceptLate(client));
+    this.log.info({ sandbox: id, from: from.thread, to: next.thread, pausedMs: Math.round((performance.now() - started) * 10) / 10 }, 'pod moved to another thread');
+    return true;
   }
 
   /** Each pod thread's pods and busy time (GET /metrics). */
@@ -582,7 +596,12 @@ export class Host {
     const loads: ThreadLoad[] = use.map((u) => ({ ...u, pods: u.thread === hottest?.thread ? traffic : onThread(u.thread).map((e) => ({ id: e.id, bytes: 0 })) }));
     // A pod that could not move lately still counts on its thread; it is only not the one moved.
     const move = chooseMove(loads, (id) => !this.unmovable.has(id));
-    if (move) await this.move(move.id, move.to);
+    if (move) {
+      await this.serially(move.id, async () => {
+        const entry = this.entries.get(move.id);
+        if (entry) await this.moveNow(entry, move.to);
+      });
+    }
   }
 
   /** A pod of a socket guest goes to a pod thread; a tty's stays here (its module is the main thread's). */

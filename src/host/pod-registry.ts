@@ -12,6 +12,8 @@ export interface PodRegistry {
   put?(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number }): Promise<{ status: 200 | 201; pod: PodView }>;
   remove?(id: string): Promise<PodView>;
   attach?(id: string, pid: number, link: AttachLink): Promise<void>;
+  /** POST /pods/ID/move[?thread=N]: to another pod thread; the pod as it is then. */
+  move?(id: string, to?: number): Promise<PodView>;
 }
 
 /** A per-pod command line as the host reads it (`POST /pods`): see HostOperations.readCommandLine. */

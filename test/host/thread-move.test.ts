@@ -74,7 +74,7 @@ describe('choosing a move', () => {
   });
 });
 
-describe('moving a pod between pod threads', () => {
+describe('moving a pod between pod threads (POST /pods/ID/move)', () => {
   it('under traffic, back and forth: every byte intact, clients that connect meanwhile served', async () => {
     const h = await inProcessHost(t.tmp, 2);
     t.cleanups.push(() => h.close());
@@ -98,9 +98,13 @@ describe('moving a pod between pod threads', () => {
     const where: (number | undefined)[] = [];
     for (let i = 0; i < 6; i++) {
       // A move waits 100 ms at most for the clients to read what the pod wrote; a busy test
-      // process may take longer, and the pod then stays where it is until the next try.
-      await eventually(() => h.host.move('a'), 20_000, 'a move');
-      where.push((await threadsOf(h.socket)).a);
+      // process may take longer, and the pod then stays where it is (409) until the next try.
+      const moved = await eventually(async () => {
+        const r = await control(h.socket, 'POST', '/pods/a/move');
+        if (r.status === 409) expect(r.json.code).toBe('cannot-move-now');
+        return r.status === 200 ? r.json : undefined;
+      }, 20_000, 'a move');
+      where.push(moved.thread);
     }
     expect(where).toEqual([2, 1, 2, 1, 2, 1]);
     expect(await long).toBe(true);
@@ -109,10 +113,12 @@ describe('moving a pod between pod threads', () => {
     expect(short.failed).toBe(0);
     expect(short.ok).toBeGreaterThan(0);
     expect(await echoChecked(t.tmp.socket('p-b'), 100_000)).toBe(true);
-    // Moves refused: to its own thread, to a thread that does not exist, an unknown pod.
-    expect(await h.host.move('a', 1)).toBe(false);
-    expect(await h.host.move('a', 3)).toBe(false);
-    expect(await h.host.move('nope')).toBe(false);
+    // To its own thread: nothing to do; a thread that does not exist, an unknown pod: refused.
+    expect(await control(h.socket, 'POST', '/pods/a/move?thread=1')).toMatchObject({ status: 200, json: { thread: 1 } });
+    expect(await control(h.socket, 'POST', '/pods/a/move?thread=3')).toMatchObject({ status: 400, json: { code: 'bad-query' } });
+    expect(await control(h.socket, 'POST', '/pods/a/move?thread=x')).toMatchObject({ status: 400 });
+    expect(await control(h.socket, 'POST', '/pods/nope/move')).toMatchObject({ status: 404 });
+    expect(await control(h.socket, 'GET', '/pods/a/move')).toMatchObject({ status: 405 });
     const moved = h.records.map((l) => JSON.parse(l) as { msg: string; sandbox?: string }).filter((r) => r.msg === 'pod moved to another thread');
     expect(moved.map((r) => r.sandbox)).toEqual(['a', 'a', 'a', 'a', 'a', 'a']);
     // The listen socket kept its path through every move, and goes with the pod.
@@ -120,8 +126,8 @@ describe('moving a pod between pod threads', () => {
     await expect(connect(path)).rejects.toThrow(/ENOENT/);
   }, 60_000);
 
-  it.runIf(GO_AGENT.available)('a thread kept hot by a bulk download sheds its quiet pod; the download stays intact', async () => {
-    const h = await inProcessHost(t.tmp, 2);
+  it.runIf(GO_AGENT.available)('with rebalancing on, a thread kept hot by a bulk download sheds its quiet pod; the download stays intact', async () => {
+    const h = await inProcessHost(t.tmp, 2, 500);
     t.cleanups.push(() => h.close());
     for (const id of ['bulk', 'other', 'quiet']) {
       const guest = await GO_AGENT.start({ mux: t.tmp.socket(`g-${id}`) });
