@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream';
 import type { Loggers } from '../log/logger.js';
 import type { ConnectionRate } from '../proxy/connection-admission.js';
 import type { PodOptions } from '../proxy/pod.js';
@@ -41,6 +40,6 @@ export function hostPodOptions(
     ...(defaults.turnSliceMs !== undefined ? { turnSliceMs: defaults.turnSliceMs } : {}),
     ...(defaults.consoleRateCap ? { consoleRateCap: defaults.consoleRateCap } : {}),
     ...(defaults.connectionRate ? { connectionRate: defaults.connectionRate } : {}),
-    ...(openSerial ? { openSerial: openSerial as (path: string, baudRate: number, timeoutMs: number, signal: AbortSignal) => Promise<Duplex> } : {}),
+    ...(openSerial ? { openSerial } : {}),
   };
 }

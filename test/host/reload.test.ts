@@ -360,7 +360,10 @@ describe.skipIf(!GO_PEER)('host reload (live handover)', () => {
     for (const l of loops) l.stop();
     await Promise.all(loops.map((l) => l.done));
     expect(loops.flatMap((l) => l.problems)).toEqual([]);
-    expect(seen.at(-1)!.fds).toBeLessThanOrEqual(seen[1]!.fds);
+    // A descriptor in flight at a sample (a client's connection, a copy on its way to a pod
+    // thread) comes and goes; one leaked per reload would add 16 between these.
+    const fds = seen.map((u) => u.fds);
+    expect(Math.min(...fds.slice(-3))).toBeLessThanOrEqual(Math.max(...fds.slice(1, 4)));
     // A fresh process each time: its memory does not carry anything over from the previous ones.
     expect(seen.at(-1)!.rss).toBeLessThan(seen[1]!.rss * 1.5);
   }, 120_000);
