@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { controlRequest } from '../src/host/control-client.js';
-import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startDaemon, type DaemonPaths } from './peers.js';
+import { Child, daemonEnv, extraHostArgs, LAUNCHER, LoadClient, probe, startDaemon, type DaemonPaths } from './peers.js';
 import { measurePodStart, proxySubject } from './pod-start.js';
 import { groupPss, settledSample, sleep, type MemSample } from './proc.js';
 import type { HoldResult, LatencyResult, Target, ThroughputResult } from './protocol.js';
@@ -65,13 +65,9 @@ export class HostProcess {
     this.child = child;
   }
 
-  /**
-   * `stateDir`: where the state file goes (the service's is in /run/kata-proxy, a tmpfs). More
-   * host flags for an experiment: $BENCH_HOST_ARGS (e.g. "-pod-threads 0").
-   */
+  /** `stateDir`: where the state file goes (the service's is in /run/kata-proxy, a tmpfs). */
   static spawn(dir: string, stateDir = dir): HostProcess {
-    const extra = (process.env.BENCH_HOST_ARGS ?? '').split(' ').filter(Boolean);
-    const argv = ['host', '-control-socket', join(dir, 'host.sock'), '-state-file', join(stateDir, 'pods.json'), '-log', 'warn', ...extra];
+    const argv = ['host', '-control-socket', join(dir, 'host.sock'), '-state-file', join(stateDir, 'pods.json'), '-log', 'warn', ...extraHostArgs()];
     return new HostProcess(dir, new Child('host', spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: daemonEnv() })));
   }
 

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest } from '../src/host/control-client.js';
-import { Child, daemonEnv, LAUNCHER, LoadClient, probe, startNodeChild } from './peers.js';
+import { Child, daemonEnv, extraHostArgs, LAUNCHER, LoadClient, probe, startNodeChild } from './peers.js';
 import { sleep } from './proc.js';
 import type { ChurnResult, NeighboursResult, Target, ThroughputResult } from './protocol.js';
 import { table, type Figure, type TargetResult } from './report-parts.js';
@@ -80,7 +80,7 @@ async function untilServes(path: string, alive: () => boolean, what: string): Pr
 async function hostFleet(dir: string, neighbours: PodPaths[]): Promise<Fleet> {
   const control = join(dir, 'host.sock');
   const fd = logFile(dir, 'host');
-  const argv = ['host', '-control-socket', control, '-state-file', join(dir, 'pods.json'), '-log', 'warn', ...(process.env.BENCH_HOST_ARGS ?? '').split(' ').filter(Boolean)];
+  const argv = ['host', '-control-socket', control, '-state-file', join(dir, 'pods.json'), '-log', 'warn', ...extraHostArgs()];
   const host = new Child('neighbours host', spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', fd], env: daemonEnv() }));
   closeSync(fd);
   const put = async (p: PodPaths) => {

@@ -207,6 +207,11 @@ export function runtimeArgv(p: DaemonPaths): string[] {
   return ['-listen-socket', `unix://${p.listen}`, '-mux-socket', p.mux, '-sandbox', p.sandbox, '-log', 'warn'];
 }
 
+/** More `kata-proxy host` flags for an experiment: $BENCH_HOST_ARGS (e.g. "-pod-threads 0"). */
+export function extraHostArgs(): string[] {
+  return (process.env.BENCH_HOST_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 /** The bench's environment without what would change how node runs the daemon. */
 export function daemonEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
