@@ -16,7 +16,7 @@ import type { ThreadStats } from './metrics.js';
 import { hostPodOptions, type HostPodDefaults } from './pod-options.js';
 import { PodThreads } from './threads/pod-threads.js';
 import { ThreadPod } from './threads/thread-pod.js';
-import { chooseMove, REBALANCE_RULE, type ThreadLoad } from './threads/rebalance.js';
+import { Rebalancer } from './threads/rebalance.js';
 import { podDetailView, podView, type PodDetailView, type PodView } from './pod-view.js';
 import { isSameProcess, processStartTime, whenExited } from './process-identity.js';
 import type { RemainingPod } from './handover-protocol.js';
@@ -83,8 +83,6 @@ export interface HostOptions extends HostPodDefaults {
 
 /** How long a moving pod waits for its peers to read what it wrote before it stays where it is. */
 const MOVE_FLUSH_MS = 100;
-/** A pod that could not move is not tried again for this long. */
-const UNMOVABLE_MS = 30_000;
 
 /**
  * Many pods in one process, by id. Operations on one id run one after another; nothing one
@@ -111,11 +109,7 @@ export class Host {
   private readonly justRegistered = new WeakSet<HandleRecord>();
   private readonly threads: PodThreads | null;
   private readonly dup: Dup | null;
-  private readonly rebalanceTimer: NodeJS.Timeout | null = null;
-  /** Each pod's bytes moved at the last rebalance check. */
-  private readonly lastBytes = new Map<string, number>();
-  /** Pods that could not move lately (a peer not reading), and until when they are left alone. */
-  private readonly unmovable = new Map<string, number>();
+  private readonly rebalancer: Rebalancer | null = null;
 
   constructor(private readonly options: HostOptions) {
     this.log = options.loggers.proxy;
@@ -123,10 +117,7 @@ export class Host {
     this.dup = addon.dup;
     this.reclaimer = this.newReclaimer(addon.trim, addon.reason);
     this.threads = this.newThreads();
-    if (this.threads && this.threads.count > 1 && (options.rebalanceMs ?? 0) > 0) {
-      this.rebalanceTimer = setInterval(() => void this.rebalance(), options.rebalanceMs);
-      this.rebalanceTimer.unref();
-    }
+    if (this.threads && this.threads.count > 1 && (options.rebalanceMs ?? 0) > 0) this.rebalancer = this.newRebalancer(this.threads, options.rebalanceMs!);
     this.handleTimer = setInterval(() => this.dropGoneHandles(), options.handleCheckMs ?? 2000);
     this.handleTimer.unref();
   }
@@ -357,10 +348,7 @@ export class Host {
     const started = performance.now();
     // Stopped only as long as its peers take to read what it wrote: a short while, or not now.
     const c = await from.capture(MOVE_FLUSH_MS);
-    if ('refused' in c) {
-      this.unmovable.set(id, Date.now() + UNMOVABLE_MS);
-      return false;
-    }
+    if ('refused' in c) return false;
     const copies = c.handles.map((h) => this.dup!(h.fd));
     const next = copies.every((fd) => fd >= 0) ? this.threads.pod(id, entry.config, to ?? this.threadOtherThan(from.thread)) : null;
     try {
@@ -525,7 +513,7 @@ export class Host {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.handleTimer);
-    if (this.rebalanceTimer) clearInterval(this.rebalanceTimer);
+    this.rebalancer?.stop();
     this.reclaimer.stop();
     for (const e of this.entries.values()) e.link?.close();
     await Promise.all([...this.entries.values()].map((e) => e.pod?.stop('host stopping')));
@@ -561,47 +549,30 @@ export class Host {
     return new PodThreads({ count: wanted.count, setup: { log: wanted.log, defaults }, writer: o.loggers.writer, log: this.log, dup: this.dup });
   }
 
+  private newRebalancer(threads: PodThreads, everyMs: number): Rebalancer {
+    const onThread = (t: number) => [...this.entries.values()].filter((e) => e.pod instanceof ThreadPod && e.pod.thread === t && !e.pod.end);
+    return new Rebalancer(
+      {
+        utilizations: () => threads.utilizations(),
+        podsOn: (t) => onThread(t).map((e) => ({ id: e.id, bytes: () => e.pod!.snapshot().then((s) => s.bytesIn + s.bytesOut) })),
+        has: (id) => this.entries.has(id),
+        move: (id, to) =>
+          this.serially(id, async () => {
+            const entry = this.entries.get(id);
+            return entry ? this.moveNow(entry, to) : false;
+          }),
+      },
+      everyMs,
+      () => this.reloading || this.closing,
+    );
+  }
+
   /** The thread with the fewest pods but `thread`. */
   private threadOtherThan(thread: number): number {
     const counts = new Map<number, number>(Array.from({ length: this.threads!.count }, (_, i) => [i + 1, 0]));
     for (const e of this.entries.values()) if (e.pod && e.pod.thread > 0 && !e.pod.end) counts.set(e.pod.thread, (counts.get(e.pod.thread) ?? 0) + 1);
     counts.delete(thread);
     return [...counts].sort((a, b) => a[1] - b[1])[0]![0];
-  }
-
-  /**
-   * Compares the pod threads' loads over the last period, and moves a quiet pod off a thread a
-   * busy pod keeps hot (threads/rebalance.ts): a pod shares its loop with a busy neighbour only
-   * as long as it takes to notice.
-   */
-  private async rebalance(): Promise<void> {
-    if (!this.threads || this.reloading || this.closing) return;
-    const use = this.threads.utilizations();
-    const hottest = use.reduce((a, b) => (b.utilization > a.utilization ? b : a), use[0]!);
-    const onThread = (t: number) => [...this.entries.values()].filter((e) => e.pod instanceof ThreadPod && e.pod.thread === t && !e.pod.end);
-    // Traffic is asked of the hot thread's pods only, and only when it is hot.
-    const pods = hottest && hottest.utilization >= REBALANCE_RULE.hot ? onThread(hottest.thread) : [];
-    const traffic = await Promise.all(pods.map(async (e) => {
-      const s = await e.pod!.snapshot().catch(() => null);
-      const total = s ? s.bytesIn + s.bytesOut : 0;
-      const before = this.lastBytes.get(e.id);
-      this.lastBytes.set(e.id, total);
-      return { id: e.id, bytes: before === undefined ? -1 : total - before };
-    }));
-    for (const id of this.lastBytes.keys()) if (!this.entries.has(id)) this.lastBytes.delete(id);
-    // A pod seen for the first time has no traffic to compare yet: decide next time.
-    if (traffic.some((t) => t.bytes < 0)) return;
-    const now = Date.now();
-    for (const [id, until] of this.unmovable) if (until <= now || !this.entries.has(id)) this.unmovable.delete(id);
-    const loads: ThreadLoad[] = use.map((u) => ({ ...u, pods: u.thread === hottest?.thread ? traffic : onThread(u.thread).map((e) => ({ id: e.id, bytes: 0 })) }));
-    // A pod that could not move lately still counts on its thread; it is only not the one moved.
-    const move = chooseMove(loads, (id) => !this.unmovable.has(id));
-    if (move) {
-      await this.serially(move.id, async () => {
-        const entry = this.entries.get(move.id);
-        if (entry) await this.moveNow(entry, move.to);
-      });
-    }
   }
 
   /** A pod of a socket guest goes to a pod thread; a tty's stays here (its module is the main thread's). */
