@@ -16,6 +16,11 @@ function handleOf(socket: Duplex): StreamHandle | null {
   return (socket as unknown as { _handle?: StreamHandle | null })._handle ?? null;
 }
 
+/** The descriptor behind a socket or server of this thread (-1 when closed). */
+export function fdOf(h: net.Socket | net.Server): number {
+  return (h as unknown as { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
+}
+
 /**
  * Stops reading at the handle: after this, no byte leaves the kernel's socket buffer into this
  * process. pause() alone is not enough: Node keeps one read posted, and the chunk it brings in

@@ -22,7 +22,7 @@ const DEFAULT_POD_CONN_RATE = 100;
 import { parseSocketArg } from './socket-arg.js';
 
 /**
- * One pod thread per core, four at most: each costs a few MiB whatever its pods, and beyond the
+ * One pod thread per core, four at most: each costs ~10 MiB whatever its pods, and beyond the
  * cores more threads only take turns.
  */
 function defaultPodThreads(): number {

@@ -3,10 +3,7 @@ import { closeSync, fstatSync } from 'node:fs';
 import net from 'node:net';
 import type { Handle } from '../proxy/pod-handover.js';
 
-/** The descriptor behind a socket or server of this thread (-1 when closed). */
-export function fdOf(h: Handle): number {
-  return (h as unknown as { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
-}
+export { fdOf } from '../channel/socket-handover.js';
 
 /** The inode of a descriptor's socket: its identity while it is open, in every process that holds it. */
 export function inodeOf(fd: number): number {

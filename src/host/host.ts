@@ -13,7 +13,7 @@ import { closeHandle, closeQuietly, fdOf } from './descriptors.js';
 import { LocalPod, type HostedCapture, type HostedPod } from './hosted-pod.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
 import type { ThreadStats } from './metrics.js';
-import { hostPodOptions, type HostPodDefaults } from './pod-options.js';
+import { hostPodOptions, podDefaultsOf, type HostPodDefaults } from './pod-options.js';
 import { PodThreads } from './threads/pod-threads.js';
 import { ThreadPod } from './threads/thread-pod.js';
 import { Rebalancer } from './threads/rebalance.js';
@@ -322,8 +322,8 @@ export class Host {
   /**
    * Moves a pod to another pod thread (`to`, or the one with the fewest pods) as a reload moves
    * it to another process: stopped where it stands, its state and copies of its sockets to the
-   * new thread, then the old thread lets go. Its guest and clients notice nothing. False when it
-   * cannot move now (not on a thread, not serving, a peer not reading, a reload running).
+   * new thread, then the old thread lets go. Its guest and clients notice nothing. 409 when it
+   * cannot move now (not on a thread, ended, not serving, a peer not reading).
    */
   move(id: string, to?: number): Promise<PodView> {
     return this.serially(id, async () => {
@@ -332,6 +332,7 @@ export class Host {
       if (!entry) throw new HostError(404, 'unknown-pod', `no pod ${id}`);
       if (!(entry.pod instanceof ThreadPod) || !this.threads) throw new HostError(409, 'not-on-a-thread', `pod ${id} runs on the main thread (no pod threads, or a tty guest)`);
       if (to !== undefined && to > this.threads.count) throw new HostError(400, 'bad-query', `this host has ${this.threads.count} pod threads`);
+      if (this.threads.count < 2) throw new HostError(409, 'one-thread', 'this host has one pod thread: there is nowhere to move to');
       if (this.reloading) throw reloading();
       if (entry.pod.end) throw new HostError(409, 'pod-ended', `pod ${id} has ended`);
       if (to === entry.pod.thread) return this.view(entry);
@@ -344,13 +345,13 @@ export class Host {
   private async moveNow(entry: Entry, to?: number): Promise<boolean> {
     const id = entry.id;
     const from = entry.pod;
-    if (!(from instanceof ThreadPod) || from.end || !this.threads || this.reloading || this.closing) return false;
+    if (!(from instanceof ThreadPod) || from.end || !this.threads || this.threads.count < 2 || this.reloading || this.closing) return false;
     const started = performance.now();
     // Stopped only as long as its peers take to read what it wrote: a short while, or not now.
     const c = await from.capture(MOVE_FLUSH_MS);
     if ('refused' in c) return false;
     const copies = c.handles.map((h) => this.dup!(h.fd));
-    const next = copies.every((fd) => fd >= 0) ? this.threads.pod(id, entry.config, to ?? this.threadOtherThan(from.thread)) : null;
+    const next = copies.every((fd) => fd >= 0) ? this.threads.pod(id, entry.config, to === undefined ? { except: from.thread } : { thread: to }) : null;
     try {
       if (!next) throw new Error('cannot copy its sockets');
       await next.adopt(c.state, copies); // the thread closes the copies if it cannot run it
@@ -540,13 +541,8 @@ export class Host {
     // Pod threads create listen sockets without setting the umask (only the main thread may, it is
     // the process's): every file is created owner-only, then given its mode.
     process.umask(process.umask() | 0o077);
-    const o = this.options;
-    const defaults: HostPodDefaults = {
-      ...(o.turnSliceMs !== undefined ? { turnSliceMs: o.turnSliceMs } : {}),
-      ...(o.consoleRateCap ? { consoleRateCap: o.consoleRateCap } : {}),
-      ...(o.connectionRate ? { connectionRate: o.connectionRate } : {}),
-    };
-    return new PodThreads({ count: wanted.count, setup: { log: wanted.log, defaults }, writer: o.loggers.writer, log: this.log, dup: this.dup });
+    const setup = { log: wanted.log, defaults: podDefaultsOf(this.options) };
+    return new PodThreads({ count: wanted.count, setup, writer: this.options.loggers.writer, log: this.log, dup: this.dup });
   }
 
   private newRebalancer(threads: PodThreads, everyMs: number): Rebalancer {
@@ -565,14 +561,6 @@ export class Host {
       everyMs,
       () => this.reloading || this.closing,
     );
-  }
-
-  /** The thread with the fewest pods but `thread`. */
-  private threadOtherThan(thread: number): number {
-    const counts = new Map<number, number>(Array.from({ length: this.threads!.count }, (_, i) => [i + 1, 0]));
-    for (const e of this.entries.values()) if (e.pod && e.pod.thread > 0 && !e.pod.end) counts.set(e.pod.thread, (counts.get(e.pod.thread) ?? 0) + 1);
-    counts.delete(thread);
-    return [...counts].sort((a, b) => a[1] - b[1])[0]![0];
   }
 
   /** A pod of a socket guest goes to a pod thread; a tty's stays here (its module is the main thread's). */

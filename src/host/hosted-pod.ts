@@ -22,7 +22,7 @@ export interface HostedCapture {
 
 /**
  * A pod as the host runs it, on its main thread (LocalPod) or on a pod thread
- * (threads/worker-pod.ts): the host keeps its table, the pod its sockets.
+ * (threads/thread-pod.ts): the host keeps its table, the pod its sockets.
  */
 export interface HostedPod {
   readonly end: PodEnd | null;

@@ -13,6 +13,15 @@ export interface HostPodDefaults {
   connectionRate?: ConnectionRate;
 }
 
+/** Just the defaults (a pod thread gets them by message: nothing else of the host's options may go along). */
+export function podDefaultsOf(o: HostPodDefaults): HostPodDefaults {
+  return {
+    ...(o.turnSliceMs !== undefined ? { turnSliceMs: o.turnSliceMs } : {}),
+    ...(o.consoleRateCap ? { consoleRateCap: o.consoleRateCap } : {}),
+    ...(o.connectionRate ? { connectionRate: o.connectionRate } : {}),
+  };
+}
+
 /**
  * The options of pod `id` in a host: its loggers are children of the thread's (with its sandbox
  * and level), its console shares the thread's read buffer and fills at most its share of the log.
@@ -37,9 +46,7 @@ export function hostPodOptions(
     loggers: podLoggers,
     logShare: id,
     consoleReadBuffer,
-    ...(defaults.turnSliceMs !== undefined ? { turnSliceMs: defaults.turnSliceMs } : {}),
-    ...(defaults.consoleRateCap ? { consoleRateCap: defaults.consoleRateCap } : {}),
-    ...(defaults.connectionRate ? { connectionRate: defaults.connectionRate } : {}),
+    ...podDefaultsOf(defaults),
     ...(openSerial ? { openSerial } : {}),
   };
 }

@@ -31,7 +31,7 @@ export async function podView(id: string, settings: PodConfig, pod: HostedPod | 
 
 export async function podDetailView(id: string, settings: PodConfig, pod: HostedPod | null, end?: PodEnd): Promise<PodDetailView> {
   const detail = await pod?.detail();
-  const { session, streamDetail, ...snapshot } = detail ?? { session: null, streamDetail: [] };
-  const view = detail ? { id, ...(snapshot as PodSnapshot), settings } : await podView(id, settings, null, end);
-  return { ...view, session, streamDetail };
+  if (!detail) return { ...(await podView(id, settings, null, end)), session: null, streamDetail: [] };
+  const { session, streamDetail, ...snapshot } = detail;
+  return { id, ...snapshot, settings, session, streamDetail };
 }

@@ -2,6 +2,7 @@ import { chmodSync, linkSync, lstatSync, mkdirSync, unlink as unlinkCallback } f
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { fdOf } from '../channel/socket-handover.js';
 
 // Not node:fs/promises: imported, it loads a dozen more of Node's modules (readline among them) at every pod start.
 const unlink = promisify(unlinkCallback);
@@ -93,7 +94,7 @@ export async function listenDetached<S extends net.Server = net.Server>(
   const temporary = path.join(path.dirname(socketPath), `.k${Math.random().toString(36).slice(2, 9)}`);
   const binder = await listenOnPath(temporary, mode);
   try {
-    const copy = dup((binder as unknown as { _handle: { fd: number } })._handle.fd);
+    const copy = dup(fdOf(binder));
     if (copy < 0) throw new ListenSocketError(`cannot serve ${socketPath}: dup failed (errno ${-copy})`);
     await listenOnFd(copy, server);
     try {

@@ -17,7 +17,7 @@ export interface PodThreadsOptions {
 
 /**
  * The host's pod threads: a pod goes to the thread with the fewest pods, so that a busy pod
- * shares its loop with as few others as there are. Every thread starts with the host (a few MiB
+ * shares its loop with as few others as there are. Every thread starts with the host (~10 MiB
  * each, whatever its pods), and one that died is replaced by the next pod that needs it.
  */
 export class PodThreads {
@@ -31,9 +31,9 @@ export class PodThreads {
     return this.options.count;
   }
 
-  /** A pod for a thread (not started yet): `thread`, or the one with the fewest pods. */
-  pod(id: string, config: PodConfig, thread?: number): ThreadPod {
-    const link = thread === undefined ? this.pick() : this.live(thread - 1);
+  /** A pod for a thread (not started yet): `thread`, or the one with the fewest pods (but `except`). */
+  pod(id: string, config: PodConfig, where: { thread?: number; except?: number } = {}): ThreadPod {
+    const link = where.thread === undefined ? this.pick(where.except) : this.live(where.thread - 1);
     return new ThreadPod(link, this.options.dup, id, config);
   }
 
@@ -56,13 +56,14 @@ export class PodThreads {
     return new PodThreadLink(i + 1, this.options.setup, this.options.writer, this.options.log);
   }
 
-  private pick(): PodThreadLink {
+  private pick(except?: number): PodThreadLink {
     let best: PodThreadLink | undefined;
     for (let i = 0; i < this.links.length; i++) {
+      if (i + 1 === except) continue;
       const link = this.live(i);
       if (!best || link.size < best.size) best = link;
     }
-    return best!;
+    return best ?? this.live(0);
   }
 
   /** Thread i, started again if it died. */

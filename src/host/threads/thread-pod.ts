@@ -95,9 +95,9 @@ export class ThreadPod implements HostedPod, ThreadPodEvents {
     void this.link.call({ op: 'resume', id: this.id }).catch(() => {});
   }
 
-  async release(late: (client: net.Socket) => void): Promise<void> {
+  async release(late: (client: net.Socket) => void, close = false): Promise<void> {
     this.lateTo = late;
-    await this.link.call({ op: 'release', id: this.id }).catch(() => {});
+    await this.link.call({ op: 'release', id: this.id, close }).catch(() => {});
   }
 
   /**
@@ -105,10 +105,9 @@ export class ThreadPod implements HostedPod, ThreadPodEvents {
    * lets go of it and closes its own; clients it accepted meanwhile go to `late`.
    */
   async releaseMoved(late: (client: net.Socket) => void): Promise<void> {
-    this.lateTo = late;
-    await this.link.call({ op: 'release', id: this.id, close: true }).catch(() => {});
+    await this.release(late, true);
     this.lateTo = null;
-    if (this.link.pods.get(this.id) === this) this.link.pods.delete(this.id);
+    this.forget();
   }
 
   /** An adoption that failed: the thread holds nothing of it. */
