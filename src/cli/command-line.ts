@@ -21,7 +21,7 @@ const BOOLEAN_FLAGS = new Set(['debug', 'version', 'help', 'stay', 'host', 'no-w
 const VALUE_FLAGS = new Set([
   'listen-socket', 'mux-socket', 'mux-device', 'baud', 'agent-logs-socket', 'sandbox', 'log', 'log-format',
   'log-sink', 'retry-timeout', 'listen-mode', 'drain-timeout', 'agent-log-rate', 'heartbeat',
-  'listen', 'console', 'dir', 'exec-path', 'control-socket', 'state-file', 'pod-log-rate', 'pod-slice', 'pod-conn-rate', 'pod-threads', 'pod-rebalance',
+  'listen', 'console', 'dir', 'exec-path', 'control-socket', 'state-file', 'pod-log-rate', 'pod-slice', 'pod-conn-rate', 'pod-threads', 'pod-thread-nice', 'pod-rebalance',
 ]);
 
 /** Where the one program of this process reports to, reset before every parse. */

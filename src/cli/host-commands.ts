@@ -3,7 +3,8 @@ import { Option, type Command } from 'commander';
 import type { LogFormat, LogLevel, LogSink } from '../log/logger.js';
 import { formatMode, parsePodId, podConfigFromJson } from '../proxy/pod-settings.js';
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_FILE, type ParsedCommand } from './parsed-command.js';
-import { logLevelOption, logOutputOptions, nonNegative, octalMode, positiveInt, seconds } from './options.js';
+import { logLevelOption, logOutputOptions, niceIncrement, nonNegative, octalMode, positiveInt, seconds } from './options.js';
+import { parseSocketArg } from './socket-arg.js';
 
 /**
  * A guest flooding its console costs the one process every pod shares a record per line: in host
@@ -19,7 +20,12 @@ const DEFAULT_POD_SLICE_MS = 0.5;
  * spent 42 % of a core on that pod unlimited, 21 % at 500/s, 12 % at 100/s.
  */
 const DEFAULT_POD_CONN_RATE = 100;
-import { parseSocketArg } from './socket-arg.js';
+/**
+ * Off: a busy pod thread at nice 10 (a tenth of a nice-0 thread's share of a contended core),
+ * with rebalancing, did not separate from the plain host in the bench on two shared cores
+ * (BENCHMARKS.md, "Neighbours"); the pod's client and guest compete at their own priority.
+ */
+const DEFAULT_POD_THREAD_NICE = 0;
 
 /**
  * One pod thread per core, four at most: each costs ~10 MiB whatever its pods, and beyond the
@@ -50,6 +56,11 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         .argParser(nonNegative),
     )
     .addOption(
+      new Option('--pod-thread-nice <n>', "how much lower (nice) a pod thread's CPU priority is while its loop is over half busy, so that a busy pod waits when the cores are contended, not its neighbours (e.g. 10; 0: never; needs root)")
+        .default(DEFAULT_POD_THREAD_NICE)
+        .argParser(niceIncrement),
+    )
+    .addOption(
       new Option('--pod-rebalance <ms>', 'how often to compare the pod threads and move a quiet pod off a thread a busy pod keeps hot (0: never)')
         .default(0)
         .argParser(nonNegative),
@@ -74,6 +85,7 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         podSliceMs: opts.podSlice as number,
         podConnRate: opts.podConnRate as number,
         podThreads: Math.floor(opts.podThreads as number),
+        podThreadNice: Math.floor(opts.podThreadNice as number),
         podRebalanceMs: opts.podRebalance as number,
       },
     }),

@@ -17,6 +17,12 @@ export const positiveInt = checked(parsePositiveInt);
 export const nonNegative = checked(parseNonNegative);
 export const seconds = checked(parseSeconds);
 export const octalMode = checked(parseOctalMode);
+/** A nice increment: 0 to 19 (the range of nice values above the default). */
+export const niceIncrement = checked((name, value) => {
+  const n = parseNonNegative(name, value);
+  if (!Number.isInteger(n) || n > 19) throw new SettingsError(`${name}: must be an integer from 0 to 19`);
+  return n;
+});
 
 export function logLevelOption(): Option {
   return new Option('--log <level>', 'log level').choices([...LOG_LEVELS, 'warning']);

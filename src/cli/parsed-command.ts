@@ -39,6 +39,8 @@ export interface HostOptions {
   podConnRate: number;
   /** Threads that run the pods (0: the main thread). */
   podThreads: number;
+  /** How much lower a pod thread's CPU priority is while its loop is busy (0: never). */
+  podThreadNice: number;
   /** How often the pod threads' loads are compared to move a quiet pod off a hot thread, ms (0: never). */
   podRebalanceMs: number;
 }

@@ -42,7 +42,7 @@ export async function runHost(options: HostOptions): Promise<ExitStatus> {
     stateFile,
     onChange: status,
     turnSliceMs: options.podSliceMs,
-    podThreads: { count: options.podThreads, log: { level: options.logLevel, format: options.logFormat } },
+    podThreads: { count: options.podThreads, log: { level: options.logLevel, format: options.logFormat }, busyNice: options.podThreadNice },
     rebalanceMs: options.podRebalanceMs,
     ...(options.podLogRate > 0 ? { consoleRateCap: { perSecond: options.podLogRate, burst: options.podLogRate * 10 } } : {}),
     ...(options.podConnRate > 0 ? { connectionRate: { perSecond: options.podConnRate, burst: options.podConnRate * 2, maxWaiting: MAX_WAITING_CLIENTS } } : {}),

@@ -14,6 +14,7 @@ import { LocalPod, type HostedCapture, type HostedPod } from './hosted-pod.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
 import type { ThreadStats } from './metrics.js';
 import { hostPodOptions, podDefaultsOf, type HostPodDefaults } from './pod-options.js';
+import { mayLowerAndRestore } from './threads/busy-priority.js';
 import { PodThreads } from './threads/pod-threads.js';
 import { ThreadPod } from './threads/thread-pod.js';
 import { Rebalancer } from './threads/rebalance.js';
@@ -72,8 +73,9 @@ export interface HostOptions extends HostPodDefaults {
   /**
    * Pod threads: pods whose guest is a socket run on these, spread by count (a tty's pod runs on
    * the main thread). 0 or unset: every pod on the main thread. `log`: how the threads format records.
+   * `busyNice`: how much lower a thread's CPU priority is while its loop is busy (0 or unset: never).
    */
-  podThreads?: { count: number; log: { level: LogLevel; format: LogFormat } };
+  podThreads?: { count: number; log: { level: LogLevel; format: LogFormat }; busyNice?: number };
   /**
    * How often the pod threads' loads are compared, to move a quiet pod off a hot thread; 0 or
    * unset: never (not measured to help yet: BENCHMARKS.md, "Neighbours").
@@ -541,7 +543,12 @@ export class Host {
     // Pod threads create listen sockets without setting the umask (only the main thread may, it is
     // the process's): every file is created owner-only, then given its mode.
     process.umask(process.umask() | 0o077);
-    const setup = { log: wanted.log, defaults: podDefaultsOf(this.options) };
+    let busyNice = wanted.busyNice ?? 0;
+    if (busyNice > 0 && !mayLowerAndRestore()) {
+      this.log.info('pod threads keep their CPU priority when busy: raising it back needs root');
+      busyNice = 0;
+    }
+    const setup = { log: wanted.log, defaults: podDefaultsOf(this.options), busyNice };
     return new PodThreads({ count: wanted.count, setup, writer: this.options.loggers.writer, log: this.log, dup: this.dup });
   }
 

@@ -6,6 +6,8 @@ export interface ThreadStats {
   pods: number;
   /** Seconds its event loop has been busy since the thread started. */
   busySeconds: number;
+  /** Its CPU priority is lowered while its loop is busy. */
+  lowered: boolean;
 }
 
 /** Gauges and counters per pod, labelled sandbox="ID" (Prometheus text format 0.0.4). */
@@ -39,6 +41,8 @@ export function renderMetrics(pods: readonly PodView[], threads: readonly Thread
     // rate() of it is the thread's share of a core: a thread near 1 delays its pods.
     header(out, 'kata_proxy_host_thread_busy_seconds_total', 'counter', "Seconds each pod thread's event loop has been busy.");
     for (const t of threads) out.push(`kata_proxy_host_thread_busy_seconds_total{thread="${t.thread}"} ${t.busySeconds}`);
+    header(out, 'kata_proxy_host_thread_lowered', 'gauge', "1 while a pod thread runs at a lower CPU priority, its loop busy: its pods wait for the others' when the cores are contended.");
+    for (const t of threads) out.push(`kata_proxy_host_thread_lowered{thread="${t.thread}"} ${t.lowered ? 1 : 0}`);
   }
   const mem = process.memoryUsage();
   header(out, 'process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.');

@@ -21,13 +21,16 @@ describe('host mode command line', () => {
   it('parses host and pod subcommands in Go and GNU forms; usage errors are status 2', () => {
     expect(parseCommandLine(['host', '-control-socket', '/c.sock', '-state-file=/s.json', '-log', 'debug'])).toEqual({
       kind: 'host',
-      options: { controlSocket: '/c.sock', stateFile: '/s.json', logLevel: 'debug', logFormat: 'logfmt', logSink: 'auto', podLogRate: 1000, podSliceMs: 0.5, podConnRate: 100, podThreads: expect.any(Number), podRebalanceMs: 0 },
+      options: { controlSocket: '/c.sock', stateFile: '/s.json', logLevel: 'debug', logFormat: 'logfmt', logSink: 'auto', podLogRate: 1000, podSliceMs: 0.5, podConnRate: 100, podThreads: expect.any(Number), podThreadNice: 0, podRebalanceMs: 0 },
     });
     expect(parseCommandLine(['host'])).toMatchObject({ options: { controlSocket: '/run/kata-proxy/host.sock', stateFile: '/run/kata-proxy/pods.json' } });
     expect(parseCommandLine(['host', '-pod-log-rate', '0', '--pod-slice=2', '-pod-conn-rate', '0'])).toMatchObject({ options: { podLogRate: 0, podSliceMs: 2, podConnRate: 0 } });
     expect(parseCommandLine(['host', '-pod-threads', '0'])).toMatchObject({ options: { podThreads: 0 } });
     expect(parseCommandLine(['host', '--pod-threads=3'])).toMatchObject({ options: { podThreads: 3 } });
     expect(parseCommandLine(['host', '-pod-rebalance', '500'])).toMatchObject({ options: { podRebalanceMs: 500 } });
+    expect(parseCommandLine(['host', '-pod-thread-nice', '0'])).toMatchObject({ options: { podThreadNice: 0 } });
+    expect(parseCommandLine(['host', '--pod-thread-nice=19'])).toMatchObject({ options: { podThreadNice: 19 } });
+    for (const bad of ['20', '2.5', '-1']) expect(parseCommandLine(['host', '-pod-thread-nice', bad])).toMatchObject({ kind: 'exit', code: 2 });
     expect(parseCommandLine(['host', '-pod-conn-rate', '-1'])).toMatchObject({ kind: 'exit', code: 2 });
     expect(parseCommandLine(['host', '-pod-slice', 'fast'])).toMatchObject({ kind: 'exit', code: 2 });
     for (const argv of [

@@ -59,13 +59,13 @@ export interface InProcessHost {
 
 /**
  * A Host and its control server in this process; log records (JSON) are kept in `records`.
- * `podThreads`: pods on that many threads (0: on this thread); `rebalanceMs`: Host's, 0: off.
+ * `podThreads`: pods on that many threads (0: on this thread); `rebalanceMs`, `busyNice`: Host's, 0: off.
  */
-export async function inProcessHost(dir: TempDir, podThreads = 0, rebalanceMs = 0): Promise<InProcessHost> {
+export async function inProcessHost(dir: TempDir, podThreads = 0, rebalanceMs = 0, busyNice = 0): Promise<InProcessHost> {
   const records: string[] = [];
   const loggers = createLoggers({ level: 'info', format: 'json', sink: 'stderr', stderr: { write: (l: string) => records.push(l) } });
   const stateFile = dir.file('pods.json');
-  const host = new Host({ loggers, stateFile: new StateFile(stateFile), handleCheckMs: 200, podThreads: { count: podThreads, log: { level: 'info', format: 'json' } }, rebalanceMs });
+  const host = new Host({ loggers, stateFile: new StateFile(stateFile), handleCheckMs: 200, podThreads: { count: podThreads, log: { level: 'info', format: 'json' }, busyNice }, rebalanceMs });
   const socket = dir.socket('host');
   const server: ControlServer = await serveControl(host, { path: socket }, loggers.proxy);
   return {

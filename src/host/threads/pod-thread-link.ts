@@ -45,6 +45,8 @@ function threadEntry(): URL {
 export class PodThreadLink {
   readonly pods = new Map<string, ThreadPodEvents>();
   dead: string | null = null;
+  /** Its CPU priority is lowered: its loop is busy (threads/busy-priority.ts). */
+  lowered = false;
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private next = 1;
@@ -143,6 +145,13 @@ export class PodThreadLink {
           this.logAck += e.bytes;
           this.schedule();
           break;
+        case 'priority': {
+          const fields = { thread: this.index, utilization: Math.round(e.utilization * 100) / 100 };
+          if (e.error) this.log.warn({ ...fields, err: e.error }, "a pod thread cannot change its CPU priority; it keeps it from now on");
+          else this.log.debug(fields, e.lowered ? 'pod thread busy: its CPU priority lowered' : 'pod thread no longer busy: its CPU priority back');
+          this.lowered = e.lowered;
+          break;
+        }
       }
     }
   }

@@ -13,6 +13,7 @@ import { closeHandle, fdOf, inodeOf } from '../descriptors.js';
 import { loadHostAddon } from '../host-addon.js';
 import { MemoryReclaimer } from '../memory-reclaimer.js';
 import { hostPodOptions } from '../pod-options.js';
+import { BusyPriority } from './busy-priority.js';
 import { ThreadLogSink } from './thread-log-sink.js';
 import type { Call, FromThread, LogRecord, Reply, ThreadEvent, ThreadSetup, ToThread } from './thread-protocol.js';
 
@@ -56,6 +57,16 @@ const loggers = createLoggers({ level: setup.log.level, format: setup.log.format
 const consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
 const reclaimer = new MemoryReclaimer({ trim: addon.trim });
 const pods = new Map<string, Pod>();
+const priority =
+  setup.busyNice > 0
+    ? new BusyPriority({
+        nice: setup.busyNice,
+        changed: (lowered, utilization, error) => {
+          events.push({ ev: 'priority', lowered, utilization, ...(error ? { error } : {}) });
+          schedule();
+        },
+      })
+    : null;
 /** The sockets of each pod stopped for a move or reload, until it is released or resumed. */
 const captured = new Map<string, Handle[]>();
 
@@ -160,6 +171,7 @@ async function run(call: Call): Promise<unknown> {
     }
     case 'close':
       reclaimer.stop();
+      priority?.stop();
       await Promise.all([...pods.values()].map((p) => p.stop('host stopping')));
       await loggers.writer.flush();
       return null;

@@ -11,6 +11,8 @@ export interface ThreadSetup {
   thread: number;
   log: Pick<LoggerOptions, 'level' | 'format'>;
   defaults: HostPodDefaults;
+  /** How much lower the thread runs while its loop is busy (threads/busy-priority.ts); 0: never. */
+  busyNice: number;
 }
 
 /** One socket of a pod, as a pod thread describes it: its descriptor (shared by every thread) and inode. */
@@ -79,7 +81,9 @@ export type ThreadEvent =
   | { ev: 'end'; id: string; end: PodEnd; last: PodSnapshot }
   /** A client a released pod accepted: a descriptor the main thread now owns. */
   | { ev: 'late'; id: string; fd: number }
-  | { ev: 'log'; records: LogRecord[]; bytes: number };
+  | { ev: 'log'; records: LogRecord[]; bytes: number }
+  /** Its CPU priority lowered (busy) or back; `error`: it could not be set, and is left as it is. */
+  | { ev: 'priority'; lowered: boolean; utilization: number; error?: string };
 
 export type FromThread = { replies: Reply[]; events: ThreadEvent[] };
 export type ToThread = { calls: Call[]; logAck?: number };
