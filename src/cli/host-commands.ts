@@ -85,7 +85,7 @@ export function addHostCommands(program: Command, done: (r: ParsedCommand) => vo
         podSliceMs: opts.podSlice as number,
         podConnRate: opts.podConnRate as number,
         podThreads: Math.floor(opts.podThreads as number),
-        podThreadNice: Math.floor(opts.podThreadNice as number),
+        podThreadNice: opts.podThreadNice as number,
         podRebalanceMs: opts.podRebalance as number,
       },
     }),

@@ -22,6 +22,24 @@ export function request(path: string, serviceLine: string, data: Buffer = Buffer
   return exchange(path, serviceLine, data);
 }
 
+/** A `source` download, hashed as it comes: its digest and length. */
+export async function download(path: string, size: number, seed: number): Promise<{ digest: string; bytes: number }> {
+  const socket = await connect(path);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  socket.on('data', (c: Buffer) => {
+    hash.update(c);
+    bytes += c.length;
+  });
+  socket.end(`source ${size} ${seed}\n`);
+  await new Promise((resolve, reject) => {
+    socket.once('end', resolve);
+    socket.once('error', reject);
+  });
+  socket.destroy();
+  return { digest: hash.digest('hex'), bytes };
+}
+
 /** An echo round trip of `size` random bytes; resolves true when every byte came back intact. */
 export async function echoChecked(path: string, size: number): Promise<boolean> {
   const data = randomBytes(size);

@@ -5,7 +5,7 @@ import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { chooseMove } from '../../src/host/threads/rebalance.js';
 import { GUESTS } from '../e2e/guests.js';
-import { connect, echoChecked } from '../helpers/clients.js';
+import { connect, download, echoChecked } from '../helpers/clients.js';
 import { sourceDigest } from '../helpers/data.js';
 import { perTest } from '../helpers/per-test.js';
 import { control, eventually, inProcessHost, podBody } from './helpers.js';
@@ -39,24 +39,6 @@ async function longEcho(path: string, chunks: number, size: number): Promise<boo
   }
   socket.end();
   return sent.digest('hex') === got.digest('hex');
-}
-
-/** A `source` download, hashed as it comes: its digest and length. */
-async function download(path: string, size: number, seed: number): Promise<{ digest: string; bytes: number }> {
-  const socket = await connect(path);
-  const hash = createHash('sha256');
-  let bytes = 0;
-  socket.on('data', (c: Buffer) => {
-    hash.update(c);
-    bytes += c.length;
-  });
-  socket.end(`source ${size} ${seed}\n`);
-  await new Promise((resolve, reject) => {
-    socket.once('end', resolve);
-    socket.once('error', reject);
-  });
-  socket.destroy();
-  return { digest: hash.digest('hex'), bytes };
 }
 
 describe('choosing a move', () => {

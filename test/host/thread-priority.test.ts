@@ -3,10 +3,10 @@
 // of each thread (/proc/self/task/*/stat) and off /metrics.
 import { readdirSync, readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
-import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { mayLowerAndRestore } from '../../src/host/threads/busy-priority.js';
 import { GUESTS } from '../e2e/guests.js';
-import { connect, echoChecked } from '../helpers/clients.js';
+import { download, echoChecked } from '../helpers/clients.js';
 import { perTest } from '../helpers/per-test.js';
 import { control, eventually, inProcessHost, podBody } from './helpers.js';
 
@@ -38,13 +38,7 @@ function downloadLoop(path: string): { stop(): Promise<number> } {
   let going = true;
   let bytes = 0;
   const loop = (async () => {
-    while (going) {
-      const socket: net.Socket = await connect(path);
-      socket.on('data', (c: Buffer) => (bytes += c.length));
-      socket.end(`source ${64 * 1024 * 1024} 1\n`);
-      await new Promise((resolve, reject) => socket.once('end', resolve).once('error', reject));
-      socket.destroy();
-    }
+    while (going) bytes += (await download(path, 64 * 1024 * 1024, 1)).bytes;
   })();
   return {
     stop: async () => {
@@ -56,7 +50,7 @@ function downloadLoop(path: string): { stop(): Promise<number> } {
 }
 
 describe('a busy pod thread lowers its CPU priority', () => {
-  it.runIf(GO_AGENT.available && process.getuid?.() === 0)('while a bulk download keeps its loop busy, and back once it is quiet; its neighbour thread keeps its own', async () => {
+  it.runIf(GO_AGENT.available && mayLowerAndRestore())('while a bulk download keeps its loop busy, and back once it is quiet; its neighbour thread keeps its own', async () => {
     const base = getPriority(0);
     const h = await inProcessHost(t.tmp, 2, 0, NICE);
     t.cleanups.push(() => h.close());

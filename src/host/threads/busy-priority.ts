@@ -6,10 +6,10 @@
 import { getPriority, setPriority } from 'node:os';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 
-/** A loop busy this share of a period is busy; one back under IDLE is not any more. */
+/** A loop busy this share of a period is busy (the rebalancer's "hot" too); one back under IDLE is not any more. */
 export const BUSY = 0.5;
-export const IDLE = 0.25;
-export const BUSY_PERIOD_MS = 250;
+const IDLE = 0.25;
+const PERIOD_MS = 250;
 
 export interface BusyPriorityOptions {
   /** How much lower (a nice increment) the thread runs while busy. */
@@ -25,7 +25,7 @@ export class BusyPriority {
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly options: BusyPriorityOptions) {
-    this.timer = setInterval(() => this.check(), BUSY_PERIOD_MS);
+    this.timer = setInterval(() => this.check(), PERIOD_MS);
     this.timer.unref();
   }
 
@@ -45,8 +45,8 @@ export class BusyPriority {
     try {
       setPriority(0, lowered ? Math.min(19, this.base + this.options.nice) : this.base);
     } catch (err) {
-      // Raising it back needs CAP_SYS_NICE (or RLIMIT_NICE): without it, stop here rather than
-      // leave the thread's later pods behind everything else.
+      // Refused (raising it back needs CAP_SYS_NICE, and a seccomp filter may refuse even root):
+      // the thread stays as it is and stops trying, rather than flap at every period.
       this.stop();
       this.options.changed(this.lowered, use, (err as Error).message);
       return;
@@ -57,9 +57,8 @@ export class BusyPriority {
 }
 
 /**
- * Whether this process may lower a thread's priority and raise it back: root, or a nice limit
- * that allows the thread's present value (RLIMIT_NICE is not readable from Node; root is what
- * a host runs as under systemd).
+ * Whether this process may lower a thread's priority and raise it back: root (what a host runs
+ * as under systemd). An RLIMIT_NICE that would allow it is not readable from Node.
  */
 export function mayLowerAndRestore(): boolean {
   return process.getuid?.() === 0;

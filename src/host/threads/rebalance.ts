@@ -1,3 +1,5 @@
+import { BUSY } from './busy-priority.js';
+
 /** One pod thread over the last period: its loop's busy share, and each pod's traffic. */
 export interface ThreadLoad {
   thread: number;
@@ -13,7 +15,7 @@ export interface RebalanceRule {
   margin: number;
 }
 
-export const REBALANCE_RULE: RebalanceRule = { hot: 0.5, margin: 0.25 };
+export const REBALANCE_RULE: RebalanceRule = { hot: BUSY, margin: 0.25 };
 
 /**
  * Which pod to move, and where: from the busiest thread, when it is hot and another is clearly
