@@ -3,6 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isLive } from '../../src/proxy/listener.js';
 import { REPO_ROOT } from '../helpers/go-peer.js';
 
 export const HOSTED_BIN = join(REPO_ROOT, 'bin', 'kata-proxy-hosted');
@@ -37,6 +39,17 @@ export class Handle {
 
   get alive(): boolean {
     return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /**
+   * Until the pod's listen socket accepts. Not until its file exists: a per-pod daemon (-fallback)
+   * binds a moment before it listens, and a connect in between is refused.
+   */
+  async untilServing(listenSocket: string): Promise<void> {
+    while (!(await isLive(listenSocket))) {
+      if (!this.alive) throw new Error(`handle exited: ${this.stderr}`);
+      await sleep(5);
+    }
   }
 
   async kill(): Promise<void> {

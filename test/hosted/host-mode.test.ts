@@ -98,9 +98,7 @@ describe.skipIf(!GO_PEER || !NATIVE.available)('host mode with per-pod handles, 
   });
 
   it('20 pods serve checksummed traffic through one host', async () => {
-    for (const p of pods) {
-      while (!existsSync(p.listen)) await sleep(10);
-    }
+    for (const p of pods) await p.handle.untilServing(p.listen);
     const ok = await Promise.all(pods.map((p) => echoChecked(p.listen, 300_000)));
     expect(ok.every(Boolean)).toBe(true);
     const list = (await api('GET', '/pods')).body as { pods: { id: string; state: string }[] };

@@ -9,7 +9,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/host/control-client.js';
-import { isLive } from '../../src/proxy/listener.js';
 import { SimulatedGuest } from '../../src/sim/guest.js';
 import { echoChecked } from '../helpers/clients.js';
 import { BIN, runtimeArgv, spawnDaemon, type Daemon } from '../helpers/daemon.js';
@@ -53,11 +52,7 @@ describe('registration with a real host', () => {
       const handleEnv = kind.name === 'native handle' ? { PATH: '/nonexistent' } : {};
       const handle = spawnHandle(kind, runtimeArgv(paths), { ...handleEnv, KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
       try {
-        // The socket file exists from bind(); it answers from listen() on.
-        while (!(await isLive(paths.listen))) {
-          if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
-          await sleep(5);
-        }
+        await handle.untilServing(paths.listen);
         expect(await echoChecked(paths.listen, 50_000)).toBe(true);
         const view = async () => (await controlRequest(control, 'GET', `/pods/${paths.sandbox}`, undefined, 2000)).body as { handle?: { attached: boolean } };
         for (let i = 0; !(await view()).handle?.attached && i < 200; i++) await sleep(10);
@@ -101,7 +96,7 @@ describe('registration with a real host', () => {
       const paths = { listen: dir.socket(`${tag}-c`), mux: dir.socket('kata'), sandbox: `${tag}-c` };
       const first = spawnHandle(kind, runtimeArgv(paths), { KATA_PROXY_CONTROL_SOCKET: control });
       try {
-        while (!existsSync(paths.listen)) await sleep(5);
+        await first.untilServing(paths.listen);
         const other = await run(...kind.command([...runtimeArgv({ ...paths, listen: dir.socket(`${tag}-c2`) })]), env);
         expect(other.code).toBe(1);
         expect(other.stderr).toMatch(/refused the pod.*(409|conflict)/s);
@@ -118,7 +113,7 @@ describe('registration with a real host', () => {
       expect(alone).toMatchObject({ code: 1, stderr: expect.stringContaining('no kata-proxy host answers') });
       const daemon = spawnHandle(kind, ['-fallback', ...runtimeArgv(paths)], { KATA_PROXY_CONTROL_SOCKET: dir.socket('none') }, { stderr: true });
       try {
-        while (!existsSync(paths.listen)) await sleep(10);
+        await daemon.untilServing(paths.listen);
         expect(await echoChecked(paths.listen, 50_000)).toBe(true);
         expect(daemon.stderr).toContain('serving the pod with a per-pod daemon');
       } finally {
@@ -172,11 +167,7 @@ describe('registration with a real host', () => {
     const handle = spawnHandle(kind, runtimeArgv(paths), { PATH: '/nonexistent', KATA_PROXY_CONTROL_SOCKET: control }, { stderr: true });
     try {
       atStart(handle.pid);
-      // Until the socket accepts: its file exists from bind(), a moment before listen().
-      while (!existsSync(paths.listen) || !(await isLive(paths.listen))) {
-        if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
-        await sleep(5);
-      }
+      await handle.untilServing(paths.listen);
       expect(await echoChecked(paths.listen, 10_000)).toBe(true);
     } finally {
       handle.proc.kill('SIGTERM');
@@ -208,10 +199,7 @@ describe('registration with a real host', () => {
     for (const [i, flag] of [['-control-socket', control], [`--control-socket=${control}`]].entries()) {
       const paths = { listen: dir.socket(`cs${i}`), mux: dir.socket('kata'), sandbox: `cs${i}` };
       const handle = spawnHandle(native, [...flag, ...runtimeArgv(paths)], { PATH: '/nonexistent', KATA_PROXY_CONTROL_SOCKET: dir.socket('none') }, { stderr: true });
-      while (!existsSync(paths.listen)) {
-        if (!handle.alive) throw new Error(`handle exited: ${handle.stderr}`);
-        await sleep(5);
-      }
+      await handle.untilServing(paths.listen);
       handle.proc.kill('SIGTERM');
       await handle.exited;
     }
