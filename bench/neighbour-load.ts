@@ -1,8 +1,8 @@
 // What the neighbours of a busy or hostile pod do in the bench's "neighbours" section: steady,
 // light traffic whose latency is the figure (a shim's round trip every 10 ms on its long-lived
-// connection, and now and then a checksummed echo of a few MiB), and what a client of the hostile
+// connection, and now and then a checked echo of a few MiB), and what a client of the hostile
 // pod does (connections opened as fast as they end, whatever the guest does to them).
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ChurnResult, Job, NeighboursResult, Target } from './protocol.js';
 import type { Connector } from './workloads.js';
@@ -10,18 +10,24 @@ import type { Connector } from './workloads.js';
 type NeighboursJob = Extract<Job, { type: 'neighbours' }>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Every neighbour at once for `durationMs`: paced round trips on one connection, echoes beside them. */
+/**
+ * Every neighbour at once for `durationMs`, one part of their load: paced round trips on one
+ * connection each, or echoes on connections of their own.
+ */
 export async function neighbours(connector: Connector, job: NeighboursJob): Promise<NeighboursResult> {
   const result: NeighboursResult = { samplesUs: [], echoesMs: [], errors: [] };
+  // Made before the window (4 MiB of random bytes is milliseconds of a loop), one per neighbour:
+  // bytes that reach the wrong connection do not compare equal.
+  const data = job.part === 'echoes' ? job.targets.map(() => randomBytes(job.echoBytes)) : null;
   const deadline = performance.now() + job.durationMs;
   await Promise.all(
-    job.targets.flatMap((target, i) => [
-      pacedRoundTrips(connector, target, job, deadline, result),
-      // Staggered, so that the neighbours' echoes do not all fall in the same instant.
-      echoes(connector, target, job, deadline, (i * job.echoEveryMs) / job.targets.length, result),
-    ]),
+    job.targets.map((target, i) =>
+      data
+        ? // Staggered, so that the neighbours' echoes do not all fall in the same instant.
+          echoes(connector, target, job, data[i]!, deadline, (i * job.echoEveryMs) / job.targets.length, result)
+        : pacedRoundTrips(connector, target, job, deadline, result),
+    ),
   );
   return result;
 }
@@ -65,15 +71,15 @@ async function pacedRoundTrips(connector: Connector, target: Target, job: Neighb
   d.destroy();
 }
 
-async function echoes(connector: Connector, target: Target, job: NeighboursJob, deadline: number, offsetMs: number, out: NeighboursResult): Promise<void> {
+async function echoes(connector: Connector, target: Target, job: NeighboursJob, data: Buffer, deadline: number, offsetMs: number, out: NeighboursResult): Promise<void> {
   await sleep(offsetMs);
   const open = await connector.opener(target);
-  while (performance.now() + job.echoEveryMs / 2 < deadline) {
-    const data = randomBytes(job.echoBytes);
+  for (let n = 0; performance.now() + job.echoEveryMs / 2 < deadline; n++) {
+    data.writeUInt32BE(n); // and an echo's bytes differ from the one before
     const t0 = performance.now();
     try {
       const back = await echo(await open(), data);
-      if (back.length !== data.length || sha(back) !== sha(data)) out.errors.push(`echo: ${back.length} of ${data.length} bytes, or wrong bytes`);
+      if (!back.equals(data)) out.errors.push(`echo: ${back.length} of ${data.length} bytes, or wrong bytes`);
       else out.echoesMs.push(performance.now() - t0);
     } catch (err) {
       out.errors.push(`echo: ${(err as Error).message}`);
@@ -82,6 +88,10 @@ async function echoes(connector: Connector, target: Target, job: NeighboursJob, 
   }
 }
 
+/**
+ * `echo N` and N bytes; the guest ends its side once it has sent them back. Ours stays open until
+ * then: the Go proxy's design closes both directions as soon as either ends (no half-close).
+ */
 function echo(d: Duplex, data: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -92,7 +102,7 @@ function echo(d: Duplex, data: Buffer): Promise<Buffer> {
       resolve(Buffer.concat(chunks));
     });
     d.write(`echo ${data.length}\n`);
-    d.end(data);
+    d.write(data);
   });
 }
 

@@ -1,13 +1,15 @@
 // Neighbours: does one pod's trouble reach the others in host mode? Three neighbour pods, each with
 // a hashicorp/yamux guest and a steady light load (a 64-byte round trip every 10 ms on a
-// long-lived connection, a 4 MiB checksummed echo every 2 s), while a fourth pod:
+// long-lived connection, a 4 MiB checked echo every 2 s), while a fourth pod:
 //   - floods its console (a `yes` through socat: hundreds of MB/s of 200-byte lines), logged at info
 //     to a file (a sink that never drops);
 //   - has a guest that resets every stream, with 8 clients reconnecting as fast as they are reset;
 //   - transfers in bulk (one download after another).
 // The neighbours' p99 with the fourth pod at work is divided by their p99 with it idle, in one
-// `kata-proxy host` (four pods in one process) and beside per-pod daemons (four processes), in
-// the same run, interleaved. Errors or wrong bytes any neighbour sees are reported.
+// `kata-proxy host` (four pods in one process), beside per-pod daemons (four processes) and beside
+// the Go proxy's design (four Go processes, the yardstick), in the same run, interleaved. Errors or wrong bytes any neighbour sees are reported. The round trips
+// are timed in a process that does nothing else (the echoes and the 4th pod's load run in others),
+// as every shim is a process of its own: the timing loop is never busy with a copy or a compare.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,13 +25,21 @@ const NEIGHBOURS = 3;
 const RATIO_LIMIT = 2;
 const SCENARIOS = ['console flood', 'stream resets', 'bulk transfer'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-type Mode = 'host' | 'daemons';
+/**
+ * The Go proxies (the Go kata-proxy's data path, one process per pod: the yardstick) relay no
+ * console, so they sit out the console flood.
+ */
+const MODES = ['host', 'daemons', 'go proxies'] as const;
+type Mode = (typeof MODES)[number];
+const MODE_NAMES: Record<Mode, string> = { host: 'one host', daemons: 'per-pod daemons', 'go proxies': 'Go proxies' };
 
 export interface NeighboursOptions {
   dir: string;
   /** The Go peer's mux socket (serves every neighbour and the bulk pod). */
   goMux: string;
   client: LoadClient;
+  /** The Go proxy's binary (test/go-peer/proxy). */
+  goProxy: string;
   quick: boolean;
   reps: number;
 }
@@ -50,11 +60,15 @@ export interface NeighboursFigures {
     name: Scenario;
     host: ModeFigures;
     daemons: ModeFigures;
+    /** Absent for the console flood (the Go proxy relays no console). */
+    goProxies?: ModeFigures;
     /**
      * Median over repetitions of the host's loaded p99 ÷ the daemons' in the same repetition:
      * paired, so that what the machine's other tenants do between repetitions cancels out.
      */
     hostOverDaemons: number;
+    /** The same against the Go proxies, where they ran. */
+    hostOverGo?: number;
   }[];
   errors: string[];
 }
@@ -123,23 +137,15 @@ async function hostFleet(dir: string, neighbours: PodPaths[]): Promise<Fleet> {
   return fleet;
 }
 
-function spawnDaemon(dir: string, p: PodPaths): Child {
-  const argv = ['-listen-socket', `unix://${p.listen}`, '-mux-socket', p.mux, '-sandbox', p.id, '-log', 'info'];
-  if (p.console) argv.push('-agent-logs-socket', p.console);
-  const fd = logFile(dir, p.id);
-  const child = new Child(`daemon ${p.id}`, spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', fd], env: daemonEnv() }));
-  closeSync(fd);
-  return child;
-}
-
-async function daemonFleet(dir: string, neighbours: PodPaths[]): Promise<Fleet> {
-  const daemons = neighbours.map((p) => spawnDaemon(dir, p));
-  for (const [i, p] of neighbours.entries()) await untilServes(p.listen, () => daemons[i]!.alive, p.id);
+/** A fleet of per-pod processes: `spawn` starts one pod's. */
+async function processFleet(neighbours: PodPaths[], spawnPod: (p: PodPaths) => Child): Promise<Fleet> {
+  const children = neighbours.map(spawnPod);
+  for (const [i, p] of neighbours.entries()) await untilServes(p.listen, () => children[i]!.alive, p.id);
   let hostile: Child | null = null;
   const fleet: Fleet = {
     hostile: async (p) => {
       await fleet.dropHostile();
-      hostile = spawnDaemon(dir, p);
+      hostile = spawnPod(p);
       const h = hostile;
       await untilServesOrGuestResets(p, () => h.alive);
     },
@@ -149,10 +155,24 @@ async function daemonFleet(dir: string, neighbours: PodPaths[]): Promise<Fleet> 
     },
     stop: async () => {
       await fleet.dropHostile();
-      await Promise.all(daemons.map((d) => d.stop()));
+      await Promise.all(children.map((c) => c.stop()));
     },
   };
   return fleet;
+}
+
+function spawnGoProxy(bin: string, p: PodPaths): Child {
+  const argv = ['-listen-socket', `unix://${p.listen}`, '-mux-socket', p.mux, '-sandbox', p.id];
+  return new Child(`go-proxy ${p.id}`, spawn(bin, argv, { stdio: ['ignore', 'ignore', 'ignore'] }));
+}
+
+function spawnDaemon(dir: string, p: PodPaths): Child {
+  const argv = ['-listen-socket', `unix://${p.listen}`, '-mux-socket', p.mux, '-sandbox', p.id, '-log', 'info'];
+  if (p.console) argv.push('-agent-logs-socket', p.console);
+  const fd = logFile(dir, p.id);
+  const child = new Child(`daemon ${p.id}`, spawn(LAUNCHER, argv, { stdio: ['ignore', 'ignore', fd], env: daemonEnv() }));
+  closeSync(fd);
+  return child;
 }
 
 async function untilServesOrGuestResets(p: PodPaths, alive: () => boolean): Promise<void> {
@@ -216,16 +236,14 @@ function consoleFlood(path: string): ChildProcess {
   return spawn('socat', ['-u', `SYSTEM:${flood}`, `UNIX-LISTEN:${path},unlink-early`], { stdio: 'ignore' });
 }
 
-async function neighboursRun(o: NeighboursOptions, targets: Target[], durationMs: number): Promise<NeighboursResult> {
-  return o.client.run<NeighboursResult>({
-    type: 'neighbours',
-    targets,
-    intervalMs: 10,
-    size: 64,
-    durationMs,
-    echoBytes: 4 * MiB,
-    echoEveryMs: 2000,
-  });
+/** The neighbours' load for `durationMs`: the timed round trips in one process, the echoes in another. */
+async function neighboursRun(o: NeighboursOptions, echoClient: LoadClient, targets: Target[], durationMs: number): Promise<NeighboursResult> {
+  const job = { type: 'neighbours', targets, intervalMs: 10, size: 64, durationMs, echoBytes: 4 * MiB, echoEveryMs: 2000 } as const;
+  const [timed, echoes] = await Promise.all([
+    o.client.run<NeighboursResult>({ ...job, part: 'round trips' }),
+    echoClient.run<NeighboursResult>({ ...job, part: 'echoes' }),
+  ]);
+  return { samplesUs: timed.samplesUs, echoesMs: echoes.echoesMs, errors: [...timed.errors, ...echoes.errors] };
 }
 
 export async function measureNeighbours(o: NeighboursOptions, log: (line: string) => void): Promise<NeighboursFigures> {
@@ -235,6 +253,7 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
   const reps = o.quick ? 1 : o.reps;
   const errors: string[] = [];
   const bulk = await LoadClient.start();
+  const echoClient = await LoadClient.start();
   const resetDir = join(o.dir, 'reset-guest');
   mkdirSync(resetDir, { recursive: true });
   const resetMux = join(resetDir, 'g.sock');
@@ -242,18 +261,22 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
   const samples = new Map<string, { quiet: number[]; loaded: number[]; ratios: number[]; echoQuiet: number[]; echoLoaded: number[]; hostile: string }>();
   try {
     for (let rep = 0; rep < reps; rep++) {
-      for (const mode of ['host', 'daemons'] as Mode[]) {
+      for (const mode of MODES) {
         const dir = join(o.dir, `${mode}-${rep}`);
         mkdirSync(dir, { recursive: true });
         const neighbours: PodPaths[] = Array.from({ length: NEIGHBOURS }, (_, i) => ({ id: `n${i}`, listen: join(dir, `n${i}.sock`), mux: o.goMux }));
         const targets: Target[] = neighbours.map((p) => ({ kind: 'socket', path: p.listen }));
-        const fleet = mode === 'host' ? await hostFleet(dir, neighbours) : await daemonFleet(dir, neighbours);
+        const fleet =
+          mode === 'host'
+            ? await hostFleet(dir, neighbours)
+            : await processFleet(neighbours, mode === 'daemons' ? (p) => spawnDaemon(dir, p) : (p) => spawnGoProxy(o.goProxy, p));
         try {
           // A fresh fleet's first seconds (code not yet compiled, buffers not yet grown) would
           // inflate the first scenario's quiet p99: a window of the same load first, not counted.
-          const warm = await neighboursRun(o, targets, Math.min(durationMs, 4000));
+          const warm = await neighboursRun(o, echoClient, targets, Math.min(durationMs, 4000));
           for (const e of warm.errors) errors.push(`${mode}, warm-up: ${e}`);
           for (const scenario of SCENARIOS) {
+            if (mode === 'go proxies' && scenario === 'console flood') continue;
             const hostile: PodPaths = {
               id: scenario === 'stream resets' ? 'reset' : scenario === 'console flood' ? 'flood' : 'bulk',
               listen: join(dir, `${scenario.replace(' ', '-')}.sock`),
@@ -264,10 +287,10 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
             const flood = hostile.console ? consoleFlood(hostile.console) : null;
             try {
               await fleet.hostile(hostile);
-              const quiet = await neighboursRun(o, targets, durationMs);
+              const quiet = await neighboursRun(o, echoClient, targets, durationMs);
               const load = startHostileLoad(scenario, hostile, bulk);
               await sleep(300);
-              const loaded = await neighboursRun(o, targets, durationMs);
+              const loaded = await neighboursRun(o, echoClient, targets, durationMs);
               const note = await load.stop();
               for (const e of [...quiet.errors, ...loaded.errors]) errors.push(`${mode}, ${scenario}: ${e}`);
               const key = `${scenario}|${mode}`;
@@ -295,10 +318,12 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
     }
   } finally {
     await bulk.stop();
+    await echoClient.stop();
     await resetGuest.stop();
   }
-  const mode = (scenario: Scenario, m: Mode): ModeFigures => {
-    const s = samples.get(`${scenario}|${m}`)!;
+  const mode = (scenario: Scenario, m: Mode): ModeFigures | undefined => {
+    const s = samples.get(`${scenario}|${m}`);
+    if (!s) return undefined;
     return {
       quietP99Us: summarize(s.quiet),
       loadedP99Us: summarize(s.loaded),
@@ -308,17 +333,20 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
       hostile: s.hostile,
     };
   };
-  const hostOverDaemons = (scenario: Scenario): number => {
+  /** Median of the per-repetition ratios of the host's loaded p99 to `other`'s. */
+  const hostOver = (scenario: Scenario, other: Mode): number | undefined => {
     const host = samples.get(`${scenario}|host`)!.loaded;
-    const daemons = samples.get(`${scenario}|daemons`)!.loaded;
-    return summarize(host.map((h, i) => ratio(h, daemons[i]))).median;
+    const them = samples.get(`${scenario}|${other}`)?.loaded;
+    return them && summarize(host.map((h, i) => ratio(h, them[i]))).median;
   };
   return {
     scenarios: SCENARIOS.map((name) => ({
       name,
-      host: mode(name, 'host'),
-      daemons: mode(name, 'daemons'),
-      hostOverDaemons: hostOverDaemons(name),
+      host: mode(name, 'host')!,
+      daemons: mode(name, 'daemons')!,
+      goProxies: mode(name, 'go proxies'),
+      hostOverDaemons: hostOver(name, 'daemons')!,
+      hostOverGo: hostOver(name, 'go proxies'),
     })),
     errors,
   };
@@ -329,20 +357,27 @@ const x = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '–');
 
 export function neighboursSection(f: NeighboursFigures): string {
   const rows = f.scenarios.flatMap((s) =>
-    (['host', 'daemons'] as const).map((m) => [
-      `${s.name}, ${m === 'host' ? 'one host' : 'per-pod daemons'}`,
-      ms(s[m].quietP99Us.median),
-      ms(s[m].loadedP99Us.median),
-      x(s[m].ratio),
-      `${s[m].echoQuietMs.toFixed(0)} / ${s[m].echoLoadedMs.toFixed(0)} ms`,
-      m === 'host' ? x(s.hostOverDaemons) : '',
-      s[m].hostile,
-    ]),
+    MODES.flatMap((m) => {
+      const figures = m === 'host' ? s.host : m === 'daemons' ? s.daemons : s.goProxies;
+      if (!figures) return [];
+      const versus = m === 'daemons' ? s.hostOverDaemons : m === 'go proxies' ? s.hostOverGo : undefined;
+      return [
+        [
+          `${s.name}, ${MODE_NAMES[m]}`,
+          ms(figures.quietP99Us.median),
+          ms(figures.loadedP99Us.median),
+          x(figures.ratio),
+          `${figures.echoQuietMs.toFixed(0)} / ${figures.echoLoadedMs.toFixed(0)} ms`,
+          versus === undefined ? '' : x(versus),
+          figures.hostile,
+        ],
+      ];
+    }),
   );
   const lines = [
-    `## Neighbours: 3 pods (64 B round trip every 10 ms, 4 MiB checksummed echo every 2 s) beside a 4th pod in trouble`,
+    `## Neighbours: 3 pods (64 B round trip every 10 ms, 4 MiB checked echo every 2 s) beside a 4th pod in trouble`,
     '',
-    table(["the 4th pod's trouble", 'p99 quiet', 'p99 loaded', 'loaded ÷ quiet', '4 MiB echo quiet / loaded', "host's loaded p99 ÷ daemons'", 'the 4th pod'], rows),
+    table(["the 4th pod's trouble", 'p99 quiet', 'p99 loaded', 'loaded ÷ quiet', '4 MiB echo quiet / loaded', "host's loaded p99 ÷ this row's", 'the 4th pod'], rows),
   ];
   if (f.errors.length > 0) lines.push('', `! errors the neighbours saw: ${f.errors.slice(0, 5).join('; ')}`);
   return lines.join('\n');
@@ -353,6 +388,12 @@ export function neighboursFigures(f: NeighboursFigures): Figure[] {
     { key: `neighbours ${s.name}: host p99 loaded ÷ quiet`, value: s.host.ratio, unit: '×', better: 'lower' as const },
     { key: `neighbours ${s.name}: daemons p99 loaded ÷ quiet`, value: s.daemons.ratio, unit: '×', better: 'lower' as const },
     { key: `neighbours ${s.name}: host loaded p99 ÷ daemons`, value: s.hostOverDaemons, unit: '×', better: 'lower' as const },
+    ...(s.goProxies && s.hostOverGo !== undefined
+      ? [
+          { key: `neighbours ${s.name}: Go proxies p99 loaded ÷ quiet`, value: s.goProxies.ratio, unit: '×', better: 'lower' as const },
+          { key: `neighbours ${s.name}: host loaded p99 ÷ Go proxies`, value: s.hostOverGo, unit: '×', better: 'lower' as const },
+        ]
+      : []),
   ]);
 }
 

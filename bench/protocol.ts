@@ -22,12 +22,17 @@ export type Job =
   | { type: 'hold'; target: Target; count: number; batch: number }
   | {
       type: 'neighbours';
+      /**
+       * The round trips (the figure) or the echoes: run by two processes, so that the echoes'
+       * copies and comparisons never hold up the loop that times the round trips.
+       */
+      part: 'round trips' | 'echoes';
       /** Each neighbour: one long-lived connection with a `size`-byte round trip every `intervalMs`. */
       targets: Target[];
       intervalMs: number;
       size: number;
       durationMs: number;
-      /** A checksummed echo of `echoBytes` on a connection of its own, every `echoEveryMs` per neighbour. */
+      /** A checked echo of `echoBytes` on a connection of its own, every `echoEveryMs` per neighbour. */
       echoBytes: number;
       echoEveryMs: number;
     }

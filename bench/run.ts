@@ -375,8 +375,8 @@ async function main(): Promise<void> {
       results.podMemory = await measurePodMemory({ dir: sock('podmem'), goMux: sock('go.sock'), quick: o.quick });
     }
     if (o.only.has('neighbours')) {
-      log(`\n# neighbours: 3 pods' round trips while a 4th floods its console, resets every stream or transfers in bulk; one host against per-pod daemons`);
-      results.neighbours = await measureNeighbours({ dir: sock('neighbours'), goMux: sock('go.sock'), client, quick: o.quick, reps: o.reps }, log);
+      log(`\n# neighbours: 3 pods' round trips while a 4th floods its console, resets every stream or transfers in bulk; one host against per-pod daemons and Go proxies`);
+      results.neighbours = await measureNeighbours({ dir: sock('neighbours'), goMux: sock('go.sock'), client, goProxy: goProxyBin, quick: o.quick, reps: o.reps }, log);
     }
     const peerErrors = goPeerErrors(goPeer);
     if (peerErrors.length > 0) log(`  ! the Go peer reported ${peerErrors.length} failed streams: ${peerErrors.slice(0, 3).join('; ')}`);
