@@ -5,5 +5,6 @@ export { encodeHeader, decodeHeader, writeHeader, type FrameHeader } from './hea
 export { FrameDecoder, type FrameHandler } from './decoder.js';
 export type { ReadPacer } from './pacer.js';
 export { PEER_DRIVEN_MESSAGES, Session, type SessionOptions, type SessionStats } from './session.js';
-export { Stream, type StreamSink, type StreamStats, type StreamState } from './stream.js';
+export { Stream, type StreamSink, type StreamStats } from './stream.js';
+export type { StreamState } from './stream-state.js';
 export { SESSION_SNAPSHOT_VERSION, SnapshotError, checkSnapshot, readableBytes, type SessionSnapshot, type StreamSnapshot } from './snapshot.js';

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { YamuxError } from './errors.js';
-import type { StreamState } from './stream.js';
+import type { StreamState } from './stream-state.js';
 
 /**
  * A session's complete protocol state, for a live handover to another Session object (in this

@@ -4,6 +4,7 @@ import type { YamuxConfig } from './config.js';
 import { ProtocolError, StreamResetError, TimeoutError } from './errors.js';
 import type { FrameSource, FrameWriter } from './frame-writer.js';
 import { fromBase64, readableBytes, toBase64, type StreamSnapshot } from './snapshot.js';
+import type { StreamState } from './stream-state.js';
 
 /** What a stream needs from its session. */
 export interface StreamHost {
@@ -20,8 +21,6 @@ export interface StreamHost {
   reserveWindow(bytes: number): number;
   releaseWindow(bytes: number): void;
 }
-
-export type StreamState = 'syn-sent' | 'syn-received' | 'established' | 'closed' | 'reset';
 
 export interface StreamStats {
   id: number;
