@@ -7,14 +7,15 @@
 //   - transfers in bulk (one download after another).
 // The neighbours' p99 with the fourth pod at work is divided by their p99 with it idle, in one
 // `kata-proxy host` (four pods in one process), beside per-pod daemons (four processes) and beside
-// the Go proxy's design (four Go processes, the yardstick), in the same run, interleaved. Errors or wrong bytes any neighbour sees are reported. The round trips
-// are timed in a process that does nothing else (the echoes and the 4th pod's load run in others),
-// as every shim is a process of its own: the timing loop is never busy with a copy or a compare.
+// the Go proxy's design (four Go processes, the yardstick), in the same run, interleaved. Errors or
+// wrong bytes any neighbour sees are reported. The round trips are timed in a process that does
+// nothing else (the echoes and the 4th pod's load run in others), as every shim is a process of its
+// own: the timing loop is never busy with a copy or a compare.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest } from '../src/host/control-client.js';
-import { Child, daemonEnv, extraHostArgs, LAUNCHER, LoadClient, probe, startNodeChild } from './peers.js';
+import { Child, daemonEnv, extraHostArgs, LAUNCHER, LoadClient, probe, runtimeArgv, startNodeChild } from './peers.js';
 import { sleep } from './proc.js';
 import type { ChurnResult, NeighboursResult, Target, ThroughputResult } from './protocol.js';
 import { table, type Figure, type TargetResult } from './report-parts.js';
@@ -51,7 +52,7 @@ interface ModeFigures {
   ratio: number;
   echoQuietMs: number;
   echoLoadedMs: number;
-  /** What the 4th pod did, as last measured (a bulk pod's rate differs between the modes). */
+  /** What the 4th pod did, median over the repetitions (a bulk pod's rate differs between the modes). */
   hostile: string;
 }
 
@@ -162,8 +163,8 @@ async function processFleet(neighbours: PodPaths[], spawnPod: (p: PodPaths) => C
 }
 
 function spawnGoProxy(bin: string, p: PodPaths): Child {
-  const argv = ['-listen-socket', `unix://${p.listen}`, '-mux-socket', p.mux, '-sandbox', p.id];
-  return new Child(`go-proxy ${p.id}`, spawn(bin, argv, { stdio: ['ignore', 'ignore', 'ignore'] }));
+  const argv = runtimeArgv({ listen: p.listen, mux: p.mux, sandbox: p.id });
+  return new Child(`go-proxy ${p.id}`, spawn(bin, argv, { stdio: 'ignore' }));
 }
 
 function spawnDaemon(dir: string, p: PodPaths): Child {
@@ -182,11 +183,17 @@ async function untilServesOrGuestResets(p: PodPaths, alive: () => boolean): Prom
 }
 
 /** Runs the hostile pod's load until stop() (the console flood is the console's own writer: it starts here). */
-function startHostileLoad(scenario: Scenario, p: PodPaths, bulk: LoadClient): { stop(): Promise<string> } {
+/** What the 4th pod did in one loaded window: how much, of what. */
+interface HostileWork {
+  amount: number;
+  unit: string;
+}
+
+function startHostileLoad(scenario: Scenario, p: PodPaths, bulk: LoadClient): { stop(): Promise<HostileWork | null> } {
   const target: Target = { kind: 'socket', path: p.listen };
   if (scenario === 'console flood') {
     writeFileSync(floodGate(p.console!), '');
-    return { stop: async () => '' };
+    return { stop: async () => null };
   }
   if (scenario === 'stream resets') {
     let stopped = false;
@@ -199,7 +206,7 @@ function startHostileLoad(scenario: Scenario, p: PodPaths, bulk: LoadClient): { 
         stopped = true;
         await loop;
         const n = runs.reduce((s, r) => s + r.connections, 0);
-        return `${n} connections reset`;
+        return { amount: n, unit: 'connections reset' };
       },
     };
   }
@@ -217,7 +224,7 @@ function startHostileLoad(scenario: Scenario, p: PodPaths, bulk: LoadClient): { 
     stop: async () => {
       stopped = true;
       await loop;
-      return `${(bytes / MiB / seconds).toFixed(0)} MiB/s down`;
+      return { amount: bytes / MiB / seconds, unit: 'MiB/s down' };
     },
   };
 }
@@ -258,7 +265,7 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
   mkdirSync(resetDir, { recursive: true });
   const resetMux = join(resetDir, 'g.sock');
   const resetGuest = await startNodeChild('resetting guest', 'sim-guest.js', ['--reset-streams', resetMux]);
-  const samples = new Map<string, { quiet: number[]; loaded: number[]; ratios: number[]; echoQuiet: number[]; echoLoaded: number[]; hostile: string }>();
+  const samples = new Map<string, { quiet: number[]; loaded: number[]; ratios: number[]; echoQuiet: number[]; echoLoaded: number[]; hostile: HostileWork[] }>();
   try {
     for (let rep = 0; rep < reps; rep++) {
       for (const mode of MODES) {
@@ -291,10 +298,10 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
               const load = startHostileLoad(scenario, hostile, bulk);
               await sleep(300);
               const loaded = await neighboursRun(o, echoClient, targets, durationMs);
-              const note = await load.stop();
+              const work = await load.stop();
               for (const e of [...quiet.errors, ...loaded.errors]) errors.push(`${mode}, ${scenario}: ${e}`);
               const key = `${scenario}|${mode}`;
-              const s = samples.get(key) ?? { quiet: [], loaded: [], ratios: [], echoQuiet: [], echoLoaded: [], hostile: '' };
+              const s = samples.get(key) ?? { quiet: [], loaded: [], ratios: [], echoQuiet: [], echoLoaded: [], hostile: [] };
               const q = percentiles(quiet.samplesUs).p99;
               const l = percentiles(loaded.samplesUs).p99;
               s.quiet.push(q);
@@ -302,9 +309,9 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
               s.ratios.push(ratio(l, q));
               s.echoQuiet.push(...quiet.echoesMs);
               s.echoLoaded.push(...loaded.echoesMs);
-              s.hostile = note || s.hostile;
+              if (work) s.hostile.push(work);
               samples.set(key, s);
-              log(`  ${mode}, ${scenario}: neighbours' p99 ${(q / 1000).toFixed(2)} ms quiet, ${(l / 1000).toFixed(2)} ms loaded (${ratio(l, q).toFixed(2)}×)${note ? `; ${note}` : ''}`);
+              log(`  ${mode}, ${scenario}: neighbours' p99 ${(q / 1000).toFixed(2)} ms quiet, ${(l / 1000).toFixed(2)} ms loaded (${ratio(l, q).toFixed(2)}×)${work ? `; ${work.amount.toFixed(0)} ${work.unit}` : ''}`);
             } finally {
               flood?.kill('SIGKILL');
               if (hostile.console) rmSync(floodGate(hostile.console), { force: true });
@@ -330,7 +337,7 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
       ratio: summarize(s.ratios).median,
       echoQuietMs: summarize(s.echoQuiet).median,
       echoLoadedMs: summarize(s.echoLoaded).median,
-      hostile: s.hostile,
+      hostile: s.hostile.length > 0 ? `${summarize(s.hostile.map((w) => w.amount)).median.toFixed(0)} ${s.hostile[0]!.unit}` : '',
     };
   };
   /** Median of the per-repetition ratios of the host's loaded p99 to `other`'s. */

@@ -21,9 +21,9 @@ const DEFAULT_POD_SLICE_MS = 0.5;
  */
 const DEFAULT_POD_CONN_RATE = 100;
 /**
- * Off: a busy pod thread at nice 10 (a tenth of a nice-0 thread's share of a contended core),
- * with rebalancing, did not separate from the plain host in the bench on two shared cores
- * (BENCHMARKS.md, "Neighbours"); the pod's client and guest compete at their own priority.
+ * Off: on two shared cores a busy pod thread at nice 10 (a tenth of a nice-0 thread's share of a
+ * contended core) spares a bulk pod's neighbours 7–21 % of their p99 and costs a flooding pod's
+ * 50–80 % (BENCHMARKS.md, "Neighbours").
  */
 const DEFAULT_POD_THREAD_NICE = 0;
 

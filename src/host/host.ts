@@ -78,7 +78,8 @@ export interface HostOptions extends HostPodDefaults {
   podThreads?: { count: number; log: { level: LogLevel; format: LogFormat }; busyNice?: number };
   /**
    * How often the pod threads' loads are compared, to move a quiet pod off a hot thread; 0 or
-   * unset: never (not measured to help yet: BENCHMARKS.md, "Neighbours").
+   * unset: never (off by default: it helps a bulk pod's neighbours and costs a flooding pod's,
+   * BENCHMARKS.md, "Neighbours").
    */
   rebalanceMs?: number;
 }
