@@ -17,7 +17,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { controlRequest } from '../src/host/control-client.js';
-import { RECLAIM_QUIET_MS, RECLAIM_TRIM_DELAY_MS } from '../src/host/memory-reclaimer.js';
 import { measureFloods } from './floods.js';
 import { HostProcess, measureHost } from './host.js';
 import { HOSTED_LAUNCHER } from './hosted-fleet.js';
@@ -301,7 +300,12 @@ async function main(): Promise<void> {
           if ((r.body as { pods: unknown[] }).pods.length === 0) break;
           await new Promise((res) => setTimeout(res, 2));
         }
-        await new Promise((res) => setTimeout(res, RECLAIM_QUIET_MS + RECLAIM_TRIM_DELAY_MS + 100));
+        // The host says when no reclaim is due any more (it runs one a second after the last end).
+        for (let i = 0; i < 250; i++) {
+          const r = await controlRequest(podHost.control, 'GET', '/metrics', undefined, 2000);
+          if (/^kata_proxy_host_memory_reclaims_due 0$/m.test(String(r.body))) break;
+          await new Promise((res) => setTimeout(res, 20));
+        }
       };
       const hosted = proxySubject('hosted', HOSTED_LAUNCHER, sock('go.sock'), { KATA_PROXY_CONTROL_SOCKET: podHost.control }, { companionPid: podHost.pid, settle: noPods });
       const goSubject = proxySubject('go-proxy', goProxyBin, sock('go.sock'));

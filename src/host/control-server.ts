@@ -108,7 +108,7 @@ async function route(registry: PodRegistry, operations: HostOperations, req: htt
   }
   if (url.pathname === '/metrics') {
     allow(method, ['GET']);
-    const text = renderMetrics(await registry.list(), registry.threadStats?.() ?? []);
+    const text = renderMetrics(await registry.list(), registry.hostStats?.());
     res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
     return;

@@ -12,7 +12,8 @@ import { loadHostAddon, type Dup } from './host-addon.js';
 import { closeHandle, closeQuietly, fdOf } from './descriptors.js';
 import { LocalPod, type HostedCapture, type HostedPod } from './hosted-pod.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
-import type { ThreadStats } from './metrics.js';
+import type { HostStats } from './metrics.js';
+import { ReclaimStats, totalReclaims } from './reclaim-stats.js';
 import { hostPodOptions, podDefaultsOf, type HostPodDefaults } from './pod-options.js';
 import { mayLowerAndRestore } from './threads/busy-priority.js';
 import { PodThreads } from './threads/pod-threads.js';
@@ -102,6 +103,8 @@ export class Host {
   /** Every pod's console reads land here in turn (each read is consumed before the next). */
   private readonly consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
   private readonly reclaimer: MemoryReclaimer;
+  /** The main thread's reclaims (its own pods'; each pod thread counts its own). */
+  private readonly reclaims: ReclaimStats;
   /** A reload is handing the pods to the next host: changes are refused meanwhile (503). */
   private reloading = false;
   /** After a reload: pods the previous host still runs (they come later); listed and kept in the state file. */
@@ -118,6 +121,7 @@ export class Host {
     this.log = options.loggers.proxy;
     const addon = loadHostAddon();
     this.dup = addon.dup;
+    this.reclaims = new ReclaimStats(this.log);
     this.reclaimer = this.newReclaimer(addon.trim, addon.reason);
     this.threads = this.newThreads();
     if (this.threads && this.threads.count > 1 && (options.rebalanceMs ?? 0) > 0) this.rebalancer = this.newRebalancer(this.threads, options.rebalanceMs!);
@@ -372,9 +376,14 @@ export class Host {
     return true;
   }
 
-  /** Each pod thread's pods and busy time (GET /metrics). */
-  threadStats(): ThreadStats[] {
-    return this.threads?.stats() ?? [];
+  /** Each pod thread's pods and busy time, and every thread's memory reclaims (GET /metrics). */
+  hostStats(): HostStats {
+    const threads = this.threads?.stats() ?? [];
+    return {
+      threads,
+      reclaims: totalReclaims([this.reclaims.counts, ...threads.map((t) => t.reclaims)]),
+      reclaimsDue: [this.reclaims.due, ...threads.map((t) => t.reclaimDue)].filter(Boolean).length,
+    };
   }
 
   /** Pods listed, live or ended (here, or still in the previous process after a reload). */
@@ -527,11 +536,7 @@ export class Host {
 
   private newReclaimer(trim: (() => boolean) | null, reason?: string): MemoryReclaimer {
     if (!trim) this.log.info({ reason }, 'the host collects the memory of ended pods but cannot trim its C heap');
-    const mib = (n: number) => Math.round((n / 1048576) * 100) / 100;
-    return new MemoryReclaimer({
-      trim,
-      onReclaimed: (r) => this.log.debug({ rssBeforeMiB: mib(r.rssBefore), rssAfterMiB: mib(r.rssAfter), trimMs: Math.round(r.trimMs * 10) / 10 }, 'memory of ended pods given back'),
-    });
+    return new MemoryReclaimer({ trim, onDue: () => this.reclaims.markDue(), onReclaimed: (r) => this.reclaims.record(r) });
   }
 
   private newThreads(): PodThreads | null {

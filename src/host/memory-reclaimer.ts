@@ -4,8 +4,16 @@ import type { HeapTrim } from './host-addon.js';
 
 type Collect = () => void;
 
-/** What one reclaim gave back, for the host's debug log. */
+/**
+ * What a reclaim did once pod ends stopped: `skipped` (the process had not grown enough to be worth
+ * it), `collected` (V8's heap only: no trim here) or `trimmed` (the C heap too).
+ */
+export type ReclaimOutcome = 'skipped' | 'collected' | 'trimmed';
+export const RECLAIM_OUTCOMES: readonly ReclaimOutcome[] = ['skipped', 'collected', 'trimmed'];
+
+/** What one reclaim did and gave back, for the host's debug log and metrics. */
 export interface Reclaimed {
+  outcome: ReclaimOutcome;
   rssBefore: number;
   rssAfter: number;
   /** The loop's time spent in the C heap's trim. */
@@ -28,6 +36,9 @@ export interface MemoryUse {
 export interface ReclaimerOptions {
   /** glibc's malloc_trim (dist/native/host-addon.node); null: collect only. */
   trim: HeapTrim | null;
+  /** Told when a pod ends while no reclaim is due: one now is, and `onReclaimed` follows. */
+  onDue?: () => void;
+  /** Told once a reclaim has run or was skipped: nothing of ended pods is then left to give back. */
   onReclaimed?: (r: Reclaimed) => void;
   quietMs?: number;
   maxWaitMs?: number;
@@ -86,15 +97,21 @@ export class MemoryReclaimer {
   podEnded(): void {
     if (!this.collect && !this.options.trim) return;
     const now = Date.now();
-    if (!this.timer) this.firstPending = now;
-    else clearTimeout(this.timer);
+    if (this.timer) clearTimeout(this.timer);
+    else {
+      this.firstPending = now;
+      this.options.onDue?.();
+    }
     const wait = Math.max(0, Math.min(this.quietMs, this.firstPending + this.maxWaitMs - now));
     this.arm(wait, () => {
       const now = this.usage();
-      if (now.rss - this.base.rss < this.minGrowth && now.heap - this.base.heap < this.minGrowth) return;
+      if (now.rss - this.base.rss < this.minGrowth && now.heap - this.base.heap < this.minGrowth) {
+        return this.options.onReclaimed?.({ outcome: 'skipped', rssBefore: now.rss, rssAfter: now.rss, trimMs: 0 });
+      }
       this.collect?.();
-      if (this.options.trim) this.arm(this.trimDelayMs, () => this.trim(now.rss));
-      else this.base = this.usage();
+      if (this.options.trim) return this.arm(this.trimDelayMs, () => this.trim(now.rss));
+      this.base = this.usage();
+      this.options.onReclaimed?.({ outcome: 'collected', rssBefore: now.rss, rssAfter: this.base.rss, trimMs: 0 });
     });
   }
 
@@ -108,7 +125,7 @@ export class MemoryReclaimer {
     this.options.trim!();
     const trimMs = Number(process.hrtime.bigint() - start) / 1e6;
     this.base = this.usage();
-    this.options.onReclaimed?.({ rssBefore, rssAfter: this.base.rss, trimMs });
+    this.options.onReclaimed?.({ outcome: 'trimmed', rssBefore, rssAfter: this.base.rss, trimMs });
   }
 
   private arm(ms: number, run: () => void): void {

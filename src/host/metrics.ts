@@ -1,4 +1,5 @@
 import type { PodView } from './pod-view.js';
+import type { ReclaimCounts } from './reclaim-stats.js';
 
 /** One pod thread of a host, for its metrics. */
 export interface ThreadStats {
@@ -8,6 +9,19 @@ export interface ThreadStats {
   busySeconds: number;
   /** Its CPU priority is lowered while its loop is busy. */
   lowered: boolean;
+  /** What its memory reclaimer did since the thread started. */
+  reclaims: ReclaimCounts;
+  /** Pods ended on it since its last reclaim. */
+  reclaimDue: boolean;
+}
+
+/** What a host adds to its pods' metrics. */
+export interface HostStats {
+  threads: ThreadStats[];
+  /** Every thread's memory reclaims (the main thread's too), by outcome. */
+  reclaims: ReclaimCounts;
+  /** Threads (the main thread too) where pods ended since their last reclaim. */
+  reclaimsDue: number;
 }
 
 /** Gauges and counters per pod, labelled sandbox="ID" (Prometheus text format 0.0.4). */
@@ -24,7 +38,8 @@ const SERIES: { name: string; type: 'gauge' | 'counter'; help: string; value: (p
 const STATES = ['connecting', 'serving', 'stopping', 'stopped'] as const;
 
 /** The exposition for these pods and this process. Written out: it is a few lines of text. */
-export function renderMetrics(pods: readonly PodView[], threads: readonly ThreadStats[] = []): string {
+export function renderMetrics(pods: readonly PodView[], host?: HostStats): string {
+  const threads = host?.threads ?? [];
   const out: string[] = [];
   const byState = new Map<string, number>(STATES.map((s) => [s, 0]));
   for (const p of pods) byState.set(p.state, (byState.get(p.state) ?? 0) + 1);
@@ -43,6 +58,14 @@ export function renderMetrics(pods: readonly PodView[], threads: readonly Thread
     for (const t of threads) out.push(`kata_proxy_host_thread_busy_seconds_total{thread="${t.thread}"} ${t.busySeconds}`);
     header(out, 'kata_proxy_host_thread_lowered', 'gauge', "1 while a pod thread runs at a lower CPU priority, its loop busy: its pods wait for the others' when the cores are contended.");
     for (const t of threads) out.push(`kata_proxy_host_thread_lowered{thread="${t.thread}"} ${t.lowered ? 1 : 0}`);
+  }
+  if (host) {
+    // Each runs once pod ends stop: a count that stops moving while pods end says the host no
+    // longer gives their memory back.
+    header(out, 'kata_proxy_host_memory_reclaims_total', 'counter', 'Memory reclaims after pods ended, by outcome: skipped (too little to give back), collected (the JavaScript heap), trimmed (the C heap too).');
+    for (const [outcome, n] of Object.entries(host.reclaims)) out.push(`kata_proxy_host_memory_reclaims_total{outcome="${outcome}"} ${n}`);
+    header(out, 'kata_proxy_host_memory_reclaims_due', 'gauge', 'Threads where pods ended since their last memory reclaim (it runs a second after the last end).');
+    out.push(`kata_proxy_host_memory_reclaims_due ${host.reclaimsDue}`);
   }
   const mem = process.memoryUsage();
   header(out, 'process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.');

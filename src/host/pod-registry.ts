@@ -1,14 +1,14 @@
 import type { PodConfig } from '../proxy/pod-settings.js';
 import type { AttachLink } from './host.js';
-import type { ThreadStats } from './metrics.js';
+import type { HostStats } from './metrics.js';
 import type { PodDetailView, PodView } from './pod-view.js';
 
 /** What the control socket serves; without the write operations it is read-only (per-pod daemon). */
 export interface PodRegistry {
   list(): Promise<PodView[]>;
   get(id: string): Promise<PodDetailView | null>;
-  /** Pod threads, for GET /metrics (host mode). */
-  threadStats?(): ThreadStats[];
+  /** Pod threads and memory reclaims, for GET /metrics (host mode). */
+  hostStats?(): HostStats;
   put?(id: string, config: PodConfig, options: { waitServing?: boolean; handlePid?: number }): Promise<{ status: 200 | 201; pod: PodView }>;
   remove?(id: string): Promise<PodView>;
   attach?(id: string, pid: number, link: AttachLink): Promise<void>;

@@ -88,6 +88,8 @@ describe('control API', () => {
     expect(metrics.text).toMatch(/^kata_proxy_pod_streams\{sandbox="b"\} 1$/m);
     expect(metrics.text).toMatch(/^kata_proxy_pods\{state="serving"\} 2$/m);
     expect(metrics.text).toMatch(/^# TYPE kata_proxy_pod_received_bytes_total counter$/m);
+    // The host's memory reclaims: none yet, no pod has ended.
+    for (const outcome of ['skipped', 'collected', 'trimmed']) expect(metrics.text).toMatch(new RegExp(`^kata_proxy_host_memory_reclaims_total\\{outcome="${outcome}"\\} 0$`, 'm'));
     for (const line of metrics.text.trimEnd().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[a-z]+="[^"]*"\})? [\d.e+]+)$/);
     if (threads === 0) {
       expect(list.json.pods.map((p: { thread?: number }) => p.thread)).toEqual([undefined, undefined]);

@@ -8,14 +8,19 @@ import { MemoryReclaimer, type MemoryUse } from '../../src/host/memory-reclaimer
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => vi.advanceTimersByTime(ms);
 
-function reclaimer(use: MemoryUse) {
+/** `calls`: the collections and trims, and what it reports (in upper case): a reclaim due, its outcome. */
+function reclaimer(use: MemoryUse, canTrim = true) {
   const calls: string[] = [];
   const r = new MemoryReclaimer({
     collect: () => calls.push('collect'),
-    trim: () => {
-      calls.push('trim');
-      return true;
-    },
+    trim: canTrim
+      ? () => {
+          calls.push('trim');
+          return true;
+        }
+      : null,
+    onDue: () => calls.push('DUE'),
+    onReclaimed: (x) => calls.push(x.outcome.toUpperCase()),
     usage: () => ({ ...use }),
     quietMs: 10,
     trimDelayMs: 5,
@@ -40,7 +45,8 @@ describe('MemoryReclaimer', () => {
     r.podEnded();
     r.podEnded();
     sleep(60);
-    expect(calls).toEqual([]);
+    // Due once, skipped once: the two ends share the one check.
+    expect(calls).toEqual(['DUE', 'SKIPPED']);
     r.stop();
   });
 
@@ -52,17 +58,42 @@ describe('MemoryReclaimer', () => {
       r.podEnded();
       r.podEnded();
       sleep(60);
-      expect(calls).toEqual(['collect', 'trim']);
+      expect(calls).toEqual(['DUE', 'collect', 'trim', 'TRIMMED']);
       // The base is what the process holds after that reclaim: 1 MiB more is not enough again.
       use[grown] += MiB;
       r.podEnded();
       sleep(60);
-      expect(calls).toEqual(['collect', 'trim']);
+      expect(calls).toEqual(['DUE', 'collect', 'trim', 'TRIMMED', 'DUE', 'SKIPPED']);
       use[grown] += 2 * MiB;
       r.podEnded();
       sleep(60);
-      expect(calls).toEqual(['collect', 'trim', 'collect', 'trim']);
+      expect(calls).toEqual(['DUE', 'collect', 'trim', 'TRIMMED', 'DUE', 'SKIPPED', 'DUE', 'collect', 'trim', 'TRIMMED']);
       r.stop();
     }
+  });
+
+  it('without a trim (no host add-on) it collects only, and reports that once the collection ran', () => {
+    const use = { rss: 50 * MiB, heap: 10 * MiB };
+    const { r, calls } = reclaimer(use, false);
+    use.heap += 3 * MiB;
+    r.podEnded();
+    sleep(9);
+    expect(calls).toEqual(['DUE']);
+    sleep(51);
+    expect(calls).toEqual(['DUE', 'collect', 'COLLECTED']);
+    r.stop();
+  });
+
+  it('a pod that ends between the collection and the trim puts the trim off: one reclaim is due throughout, reported once', () => {
+    const use = { rss: 50 * MiB, heap: 10 * MiB };
+    const { r, calls } = reclaimer(use);
+    use.rss += 3 * MiB;
+    r.podEnded();
+    sleep(12);
+    expect(calls).toEqual(['DUE', 'collect']);
+    r.podEnded();
+    sleep(60);
+    expect(calls).toEqual(['DUE', 'collect', 'collect', 'trim', 'TRIMMED']);
+    r.stop();
   });
 });

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { LogWriter } from '../../log/log-writer.js';
 import { closeQuietly } from '../descriptors.js';
 import { packageRoot } from '../../package-root.js';
+import { ReclaimStats } from '../reclaim-stats.js';
 import type { PodEnd, PodSnapshot } from '../../proxy/pod.js';
 import type { Call, CallBody, CallOf, FromThread, Results, ThreadSetup, ToThread } from './thread-protocol.js';
 
@@ -47,6 +48,7 @@ export class PodThreadLink {
   dead: string | null = null;
   /** Its CPU priority is lowered: its loop is busy (threads/busy-priority.ts). */
   lowered = false;
+  readonly reclaims: ReclaimStats;
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private next = 1;
@@ -60,6 +62,7 @@ export class PodThreadLink {
     private readonly writer: LogWriter,
     private readonly log: Logger,
   ) {
+    this.reclaims = new ReclaimStats(log, { thread: index });
     // It inherits the process's options (those that are per thread, such as --import).
     this.worker = new Worker(threadEntry(), { workerData: { ...setup, thread: index } satisfies ThreadSetup });
     this.worker.on('message', (m: FromThread) => this.receive(m));
@@ -152,6 +155,12 @@ export class PodThreadLink {
           this.lowered = e.lowered;
           break;
         }
+        case 'reclaim-due':
+          this.reclaims.markDue();
+          break;
+        case 'reclaimed':
+          this.reclaims.record(e);
+          break;
       }
     }
   }

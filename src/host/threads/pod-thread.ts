@@ -55,7 +55,14 @@ const sink = new ThreadLogSink((record, bytes) => {
 });
 const loggers = createLoggers({ level: setup.log.level, format: setup.log.format, sink: 'stderr', to: sink });
 const consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
-const reclaimer = new MemoryReclaimer({ trim: addon.trim });
+const reclaimer = new MemoryReclaimer({
+  trim: addon.trim,
+  onDue: () => events.push({ ev: 'reclaim-due' }),
+  onReclaimed: (r) => {
+    events.push({ ev: 'reclaimed', ...r });
+    schedule();
+  },
+});
 const pods = new Map<string, Pod>();
 const priority =
   setup.busyNice > 0

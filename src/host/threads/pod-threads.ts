@@ -45,7 +45,7 @@ export class PodThreads {
   }
 
   stats(): ThreadStats[] {
-    return this.links.map((l) => ({ thread: l.index, pods: l.size, busySeconds: Math.round(l.busySeconds() * 1000) / 1000, lowered: l.lowered }));
+    return this.links.map((l) => ({ thread: l.index, pods: l.size, busySeconds: Math.round(l.busySeconds() * 1000) / 1000, lowered: l.lowered, reclaims: { ...l.reclaims.counts }, reclaimDue: l.reclaims.due }));
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@ import type { PodState } from '../../proxy/pod-handover.js';
 import type { PodConfig } from '../../proxy/pod-settings.js';
 import type { LoggerOptions } from '../../log/logger.js';
 import type { HostPodDefaults } from '../pod-options.js';
+import type { Reclaimed } from '../memory-reclaimer.js';
 
 /** A pod thread's start (workerData). */
 export interface ThreadSetup {
@@ -83,7 +84,11 @@ export type ThreadEvent =
   | { ev: 'late'; id: string; fd: number }
   | { ev: 'log'; records: LogRecord[]; bytes: number }
   /** Its CPU priority lowered (busy) or back; `error`: it could not be set, and is left as it is. */
-  | { ev: 'priority'; lowered: boolean; utilization: number; error?: string };
+  | { ev: 'priority'; lowered: boolean; utilization: number; error?: string }
+  /** A pod ended while no memory reclaim was due: one is now (after its 'end'). */
+  | { ev: 'reclaim-due' }
+  /** Its memory reclaimer ran (or skipped) once its pod ends stopped. */
+  | ({ ev: 'reclaimed' } & Reclaimed);
 
 export type FromThread = { replies: Reply[]; events: ThreadEvent[] };
 export type ToThread = { calls: Call[]; logAck?: number };
