@@ -268,7 +268,9 @@ export async function measureNeighbours(o: NeighboursOptions, log: (line: string
   const samples = new Map<string, { quiet: number[]; loaded: number[]; ratios: number[]; echoQuiet: number[]; echoLoaded: number[]; hostile: HostileWork[] }>();
   try {
     for (let rep = 0; rep < reps; rep++) {
-      for (const mode of MODES) {
+      // Each repetition starts with the next mode: none always runs first (on a fresh machine
+      // state) or last (after the others' hostile pods).
+      for (const mode of [...MODES.slice(rep % MODES.length), ...MODES.slice(0, rep % MODES.length)]) {
         const dir = join(o.dir, `${mode}-${rep}`);
         mkdirSync(dir, { recursive: true });
         const neighbours: PodPaths[] = Array.from({ length: NEIGHBOURS }, (_, i) => ({ id: `n${i}`, listen: join(dir, `n${i}.sock`), mux: o.goMux }));
