@@ -21,11 +21,11 @@ export interface Reclaimed {
 }
 
 /** How long pod ends must stop before the collection runs (the default of MemoryReclaimer). */
-export const RECLAIM_QUIET_MS = 1000;
+const RECLAIM_QUIET_MS = 1000;
 /** From the collection to the C heap's trim (the default of MemoryReclaimer). */
-export const RECLAIM_TRIM_DELAY_MS = 500;
+const RECLAIM_TRIM_DELAY_MS = 500;
 /** How much the process must have grown since the last reclaim for the next one to run (the default of MemoryReclaimer). */
-export const RECLAIM_MIN_GROWTH_BYTES = 2 * 1024 * 1024;
+const RECLAIM_MIN_GROWTH_BYTES = 2 * 1024 * 1024;
 
 /** What the reclaimer watches: the process's resident memory, and V8's heap with the memory it holds outside (buffers). */
 export interface MemoryUse {

@@ -168,6 +168,8 @@ export class PodThreadLink {
   private died(reason: string): void {
     if (this.dead) return;
     this.dead = reason;
+    // Its isolate's heap goes with it: no reclaim of its is due any more.
+    this.reclaims.due = false;
     this.log.error({ thread: this.index, err: reason, pods: this.pods.size }, 'a pod thread ended; its pods end with it');
     for (const p of this.pending.values()) p.reject(new ThreadCallError(`pod thread ${this.index} is gone (${reason})`));
     this.pending.clear();
