@@ -33,7 +33,8 @@ describe('the daemon start path', () => {
   beforeAll(async () => {
     writeFileSync(
       preload,
-      "process.on('SIGUSR2', () => require('fs').writeFileSync(process.env.KP_MODULE_LIST, process.moduleLoadList.join('\\n')));\n",
+      // Written aside, then renamed: the test reads the list as soon as its name exists.
+      "process.on('SIGUSR2', () => { const fs = require('fs'), to = process.env.KP_MODULE_LIST; fs.writeFileSync(to + '.part', process.moduleLoadList.join('\\n')); fs.renameSync(to + '.part', to); });\n",
     );
     await guest.start();
   });
