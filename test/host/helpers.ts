@@ -9,6 +9,7 @@ import { serveControl, type ControlServer } from '../../src/host/control-server.
 import { Host } from '../../src/host/host.js';
 import { StateFile } from '../../src/host/state-file.js';
 import { createLoggers } from '../../src/log/logger.js';
+import { request } from '../helpers/clients.js';
 import { REPO_ROOT } from '../helpers/go-peer.js';
 import type { TempDir } from '../helpers/tmp.js';
 
@@ -77,6 +78,32 @@ export async function inProcessHost(dir: TempDir, podThreads = 0, rebalanceMs = 
       await server.close();
       await host.close();
     },
+  };
+}
+
+/**
+ * Keeps a pod thread busy: two uploads at a time to the guest's counting sink (`discard`), without
+ * pause, until `stop()` (which may be called again): the bytes the guest counted. Uploads, because
+ * the pod thread is then the slowest of the three parties (its loop 0.82–0.87 busy on 2 cores); a
+ * download that the client hashes keeps it ~0.45 busy, under the host's BUSY of 0.5, since the
+ * client is then slower than the proxy.
+ */
+export function busyUploads(path: string): { stop(): Promise<number> } {
+  const data = Buffer.alloc(64 * 1024 * 1024, 0x5a);
+  let going = true;
+  let bytes = 0;
+  const one = async () => {
+    while (going) bytes += Number((await request(path, 'discard', data)).toString());
+  };
+  const loops = Promise.all([one(), one()]);
+  let stopped: Promise<number> | null = null;
+  return {
+    stop: () =>
+      (stopped ??= (async () => {
+        going = false;
+        await loops;
+        return bytes;
+      })()),
   };
 }
 

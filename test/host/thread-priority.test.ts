@@ -6,9 +6,9 @@ import { getPriority } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { mayLowerAndRestore } from '../../src/host/threads/busy-priority.js';
 import { GUESTS } from '../e2e/guests.js';
-import { echoChecked, request } from '../helpers/clients.js';
+import { echoChecked } from '../helpers/clients.js';
 import { perTest } from '../helpers/per-test.js';
-import { control, eventually, inProcessHost, podBody } from './helpers.js';
+import { busyUploads, control, eventually, inProcessHost, podBody } from './helpers.js';
 
 const t = perTest('kpn');
 const GO_AGENT = GUESTS.find((g) => g.name === 'a hashicorp/yamux agent')!;
@@ -33,29 +33,6 @@ async function lowered(socket: string): Promise<Record<string, number>> {
   return Object.fromEntries([...text.matchAll(/^kata_proxy_host_thread_lowered\{thread="(\d+)"\} (\d)$/gm)].map((m) => [m[1]!, Number(m[2])]));
 }
 
-/**
- * Two uploads at a time to the guest's counting sink, without pause, until `stop()`: the bytes
- * the guest counted. Uploads, because the pod thread is then the slowest of the three parties
- * (its loop ~85 % busy on 2 cores); a download that the client hashes keeps it ~45 % busy, at
- * the edge of BUSY, since the client is slower than the proxy.
- */
-function uploadLoop(path: string): { stop(): Promise<number> } {
-  const data = Buffer.alloc(64 * 1024 * 1024, 0x5a);
-  let going = true;
-  let bytes = 0;
-  const one = async () => {
-    while (going) bytes += Number((await request(path, 'discard', data)).toString());
-  };
-  const loops = Promise.all([one(), one()]);
-  return {
-    stop: async () => {
-      going = false;
-      await loops;
-      return bytes;
-    },
-  };
-}
-
 describe('a busy pod thread lowers its CPU priority', () => {
   it.runIf(GO_AGENT.available && mayLowerAndRestore())('while a bulk upload keeps its loop busy, and back once it is quiet; its neighbour thread keeps its own', async () => {
     const base = getPriority(0);
@@ -69,17 +46,15 @@ describe('a busy pod thread lowers its CPU priority', () => {
     expect(await lowered(h.socket)).toEqual({ '1': 0, '2': 0 });
     expect(threadNices().filter((n) => n !== base)).toEqual([]);
 
-    const load = uploadLoop(t.tmp.socket('p-bulk'));
+    const load = busyUploads(t.tmp.socket('p-bulk'));
     // Stopped before the host closes, also when the test fails: no upload then finds it gone.
-    let stopped: Promise<number> | null = null;
-    const stop = () => (stopped ??= load.stop());
-    t.cleanups.push(() => stop().catch(() => 0));
+    t.cleanups.push(() => load.stop().catch(() => 0));
     // Thread 1 runs the bulk pod: lowered, by NICE exactly; thread 2 (the quiet pod's) is not.
     await eventually(async () => (await lowered(h.socket))['1'] === 1, 30_000, 'the bulk thread to lower its priority');
     expect(threadNices().filter((n) => n !== base)).toEqual([base + NICE]);
     expect((await lowered(h.socket))['2']).toBe(0);
     expect(await echoChecked(t.tmp.socket('p-quiet'), 10_000)).toBe(true);
-    expect(await stop()).toBeGreaterThan(0);
+    expect(await load.stop()).toBeGreaterThan(0);
 
     await eventually(async () => (await lowered(h.socket))['1'] === 0, 10_000, 'the thread to take its priority back');
     expect(threadNices().filter((n) => n !== base)).toEqual([]);
