@@ -182,13 +182,13 @@ async function untilServesOrGuestResets(p: PodPaths, alive: () => boolean): Prom
   if (!alive()) throw new Error(`${p.id} exited`);
 }
 
-/** Runs the hostile pod's load until stop() (the console flood is the console's own writer: it starts here). */
 /** What the 4th pod did in one loaded window: how much, of what. */
 interface HostileWork {
   amount: number;
   unit: string;
 }
 
+/** Runs the hostile pod's load until stop() (the console flood is the console's own writer: it starts here). */
 function startHostileLoad(scenario: Scenario, p: PodPaths, bulk: LoadClient): { stop(): Promise<HostileWork | null> } {
   const target: Target = { kind: 'socket', path: p.listen };
   if (scenario === 'console flood') {

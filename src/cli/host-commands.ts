@@ -22,8 +22,8 @@ const DEFAULT_POD_SLICE_MS = 0.5;
 const DEFAULT_POD_CONN_RATE = 100;
 /**
  * Off: on two shared cores a busy pod thread at nice 10 (a tenth of a nice-0 thread's share of a
- * contended core) spares a bulk pod's neighbours 7–21 % of their p99 and costs a flooding pod's
- * 50–80 % (BENCHMARKS.md, "Neighbours").
+ * contended core) spared a bulk pod's neighbours 7–21 % of their p99 in one run and cost them 27 %
+ * in another, and costs a flooding pod's 40–80 % (BENCHMARKS.md, "Neighbours").
  */
 const DEFAULT_POD_THREAD_NICE = 0;
 

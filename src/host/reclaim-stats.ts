@@ -3,9 +3,11 @@ import { RECLAIM_OUTCOMES, type ReclaimOutcome, type Reclaimed } from './memory-
 
 export type ReclaimCounts = Record<ReclaimOutcome, number>;
 
+const noReclaims = (): ReclaimCounts => ({ skipped: 0, collected: 0, trimmed: 0 });
+
 /** One thread's reclaims (its MemoryReclaimer's): counted for /metrics, logged when they gave memory back. */
 export class ReclaimStats {
-  readonly counts: ReclaimCounts = { skipped: 0, collected: 0, trimmed: 0 };
+  readonly counts = noReclaims();
   /** Pods ended since its last reclaim: one is due. */
   due = false;
 
@@ -29,7 +31,7 @@ export class ReclaimStats {
 
 /** The reclaims of every thread of the host, by outcome. */
 export function totalReclaims(all: readonly ReclaimCounts[]): ReclaimCounts {
-  const total = { skipped: 0, collected: 0, trimmed: 0 };
+  const total = noReclaims();
   for (const c of all) for (const o of RECLAIM_OUTCOMES) total[o] += c[o];
   return total;
 }

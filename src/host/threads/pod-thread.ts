@@ -34,6 +34,12 @@ function schedule(): void {
   setImmediate(flush);
 }
 
+/** An event for the main thread, sent with the next message. */
+function emit(event: ThreadEvent): void {
+  events.push(event);
+  schedule();
+}
+
 function flush(): void {
   scheduled = false;
   if (records.length > 0) {
@@ -57,11 +63,8 @@ const loggers = createLoggers({ level: setup.log.level, format: setup.log.format
 const consoleReadBuffer = Buffer.allocUnsafe(READ_BYTES);
 const reclaimer = new MemoryReclaimer({
   trim: addon.trim,
-  onDue: () => events.push({ ev: 'reclaim-due' }),
-  onReclaimed: (r) => {
-    events.push({ ev: 'reclaimed', ...r });
-    schedule();
-  },
+  onDue: () => emit({ ev: 'reclaim-due' }),
+  onReclaimed: (r) => emit({ ev: 'reclaimed', ...r }),
 });
 const pods = new Map<string, Pod>();
 const priority =
@@ -69,8 +72,7 @@ const priority =
     ? new BusyPriority({
         nice: setup.busyNice,
         changed: (lowered, utilization, error) => {
-          events.push({ ev: 'priority', lowered, utilization, ...(error ? { error } : {}) });
-          schedule();
+          emit({ ev: 'priority', lowered, utilization, ...(error ? { error } : {}) });
         },
       })
     : null;
@@ -101,8 +103,7 @@ function watch(id: string, pod: Pod): void {
   pods.set(id, pod);
   void pod.whenEnded().then((end) => {
     if (pods.get(id) === pod) pods.delete(id);
-    events.push({ ev: 'end', id, end, last: pod.snapshot() });
-    schedule();
+    emit({ ev: 'end', id, end, last: pod.snapshot() });
     reclaimer.podEnded();
   });
 }
@@ -114,8 +115,7 @@ function passLate(id: string, client: net.Socket): void {
   const copy = addon.dup(fd);
   client.destroy();
   if (copy >= 0) {
-    events.push({ ev: 'late', id, fd: copy });
-    schedule();
+    emit({ ev: 'late', id, fd: copy });
   }
 }
 
